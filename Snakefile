@@ -1,0 +1,29 @@
+# siamcollapse: partial dimensional collapse in non-contrastive Siamese SSL (Li, Efros, Pathak 2022).
+#
+#   snakemake --cores all                              # the embedded default experiment (config.yaml)
+#   snakemake --cores all --configfile configs/X.yaml  # another experiment
+#   snakemake --report results/report.html             # HTML report of figures and tables
+#
+# The DAG: dataset -> nested subsets -> pretraining (+ random-init baseline) -> features and
+# spectrum -> linear probe, kNN -> tables, figures. Every rule shells out to one
+# `siamcollapse <stage>` command; the stage code lives in src/siamcollapse.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        final_targets(),
+    default_target: True

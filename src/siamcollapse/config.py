@@ -1,0 +1,125 @@
+"""Experiment configuration: validation against the JSON schema and defaults.
+
+The schema (``workflow/schemas/config.schema.yaml``) is the single description of every key:
+its type, allowed values and default. Validation fills in defaults and turns the first
+violation into one message that names the dotted key, before any job runs.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserInputError
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UserInputError(f"{path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserInputError(f"{path} must hold a mapping of config keys, not {type(data).__name__}")
+    return data
+
+
+def _resolve(subschema: dict, root: dict) -> dict:
+    ref = subschema.get("$ref")
+    if ref is None:
+        return subschema
+    node: Any = root
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return {**node, **{k: v for k, v in subschema.items() if k != "$ref"}}
+
+
+def fill_defaults(instance: dict, schema: dict, root: dict | None = None) -> dict:
+    """Write each declared property's default into ``instance``, recursively.
+
+    Only named ``properties`` are filled, never entries matched by ``additionalProperties``:
+    a run group's partial ``model``/``pretrain`` overrides must stay partial, so the top-level
+    values they do not override still apply.
+    """
+    root = root if root is not None else schema
+    for name, subschema in schema.get("properties", {}).items():
+        subschema = _resolve(subschema, root)
+        if name not in instance and "default" in subschema:
+            instance[name] = copy.deepcopy(subschema["default"])
+        if isinstance(instance.get(name), dict) and "properties" in subschema:
+            fill_defaults(instance[name], subschema, root)
+    return instance
+
+
+def _key_of(error) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        parts.append(extra[0] if extra else "?")
+        return ".".join(parts) or "(top level)"
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else "?"
+        parts.append(missing)
+    return ".".join(parts) or "(top level)"
+
+
+def _describe(error) -> str:
+    if error.validator == "additionalProperties":
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        return f"unknown key (allowed here: {allowed})"
+    if error.validator == "required":
+        return "required key is missing"
+    return error.message
+
+
+def validate_config(config: dict[str, Any], schema_path: str | Path, source: str = "config") -> dict:
+    """Validate ``config`` in place against the schema, filling defaults; return it.
+
+    Raises UserInputError naming the first offending dotted key.
+    """
+    from jsonschema import Draft202012Validator
+
+    schema = load_yaml(schema_path)
+    errors = sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        first = errors[0]
+        raise UserInputError(f"{source}: key '{_key_of(first)}': {_describe(first)}")
+    return fill_defaults(config, schema)
+
+
+def schema_defaults(schema_path: str | Path) -> dict[str, Any]:
+    """The configuration made of defaults alone (for documentation and tests)."""
+    return fill_defaults({}, load_yaml(schema_path))
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Return ``base`` updated recursively by ``override`` (neither is modified)."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def nest_dotted_keys(config: dict[str, Any]) -> dict[str, Any]:
+    """Turn top-level ``{"a.b": v}`` (from ``--config a.b=v``) into ``{"a": {"b": v}}``, in place."""
+    for dotted in [k for k in config if isinstance(k, str) and "." in k]:
+        value = config.pop(dotted)
+        *parents, leaf = dotted.split(".")
+        node = config
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise UserInputError(f"config: key '{dotted}': '{part}' is not a mapping")
+            node = child
+        node[leaf] = value
+    return config

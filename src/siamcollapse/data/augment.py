@@ -1,0 +1,368 @@
+"""SimSiam's MoCo-v2 augmentation, batched on tensors on the training device.
+
+Why: per-image PIL augmentation in a Python loop costs more than a small
+ResNet's forward/backward on a 2-core machine. Drawing each image's random
+parameters on the CPU and then applying them to the whole batch at once (one
+``grid_sample`` for crop+flip, per-sample factor tensors for colour, one
+depthwise convolution for blur) makes the data pipeline almost free, and the
+same code runs on CUDA for 224-px images.
+
+Semantics follow torchvision's RandomResizedCrop, ColorJitter, RandomGrayscale,
+GaussianBlur and RandomHorizontalFlip, with these deliberate differences:
+
+- Colour-jitter order: one random permutation of (brightness, contrast,
+  saturation, hue) per call, shared by the batch; the factors are per image.
+  (torchvision draws a permutation per image when used per image.)
+- Grayscale uses the ITU-R 601-2 luma weights 0.299/0.587/0.114 like PIL;
+  torchvision's tensor path uses 0.2989 (a difference of at most 1e-4).
+- The blur kernel spans ~10% of the image side (odd, >= 3) as in SimCLR/MoCo;
+  SimSiam's PIL blur has unbounded support.
+- The flip is done together with the crop; every later op is mirror-symmetric,
+  so this equals MoCo-v2's flip-last order.
+- The crop is resized bilinearly without antialiasing (PIL antialiases when it
+  downsamples); the crops are rarely much larger than the output.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from siamcollapse.errors import UserInputError
+
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+CROP_ATTEMPTS = 10  # as torchvision's RandomResizedCrop before its central-crop fallback
+_HUE_CHANNEL_OFFSETS = (5.0, 3.0, 1.0)  # sextant offsets of R, G, B in the HSV->RGB closed form
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """MoCo-v2 / SimSiam augmentation hyper-parameters (the papers' defaults)."""
+
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip_p: float = 0.5
+    jitter_p: float = 0.8
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.4
+    hue: float = 0.1
+    grayscale_p: float = 0.2
+    blur_p: float = 0.5
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    blur_kernel_fraction: float = 0.1
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def __post_init__(self) -> None:
+        for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p"):
+            _check(0.0 <= getattr(self, name) <= 1.0, name, "must lie in [0, 1]")
+        for name in ("brightness", "contrast", "saturation"):
+            _check(getattr(self, name) >= 0.0, name, "must be >= 0")
+        _check(0.0 <= self.hue <= 0.5, "hue", "must lie in [0, 0.5]")
+        _check(0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0, "crop_scale",
+               "must satisfy 0 < low <= high <= 1")
+        _check(0.0 < self.crop_ratio[0] <= self.crop_ratio[1], "crop_ratio",
+               "must satisfy 0 < low <= high")
+        _check(0.0 < self.blur_sigma[0] <= self.blur_sigma[1], "blur_sigma",
+               "must satisfy 0 < low <= high")
+        _check(self.blur_kernel_fraction > 0.0, "blur_kernel_fraction", "must be > 0")
+        _check(all(s > 0 for s in self.std), "std", "must be positive")
+
+
+def _check(ok: bool, name: str, rule: str) -> None:
+    """Fail before any work with a message naming the offending key."""
+    if not ok:
+        raise UserInputError(f"augmentation setting '{name}' {rule}")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _per_sample(values: Tensor, like: Tensor) -> Tensor:
+    """[B] parameters -> [B,1,1,1] on the images' device/dtype, for broadcasting."""
+    return values.to(device=like.device, dtype=like.dtype).view(-1, 1, 1, 1)
+
+
+def _to_unit_float(images: Tensor) -> Tensor:
+    """uint8 [0,255] -> float32 [0,1]; floating images are assumed already in [0,1]."""
+    if images.dtype == torch.uint8:
+        return images.float().mul_(1.0 / 255.0)
+    return images
+
+
+def _uniform(n: int, bounds: tuple[float, float], generator: torch.Generator | None) -> Tensor:
+    low, high = bounds
+    return low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
+
+
+def _coins(n: int, p: float, generator: torch.Generator | None) -> Tensor:
+    return torch.rand(n, generator=generator, dtype=torch.float64) < p
+
+
+def normalize(images01: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """Per-channel (x - mean) / std; constants are built on the images' device."""
+    m = torch.tensor(mean, device=images01.device, dtype=images01.dtype).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=images01.device, dtype=images01.dtype).view(1, 3, 1, 1)
+    return (images01 - m).div_(s)
+
+
+# --------------------------------------------------------------------------- crop + flip
+
+
+def _fallback_crop_size(height: int, width: int, ratio: tuple[float, float]) -> tuple[int, int]:
+    """torchvision's central crop used when all random attempts fall outside the image."""
+    in_ratio = width / height
+    if in_ratio < min(ratio):
+        return round(width / min(ratio)), width
+    if in_ratio > max(ratio):
+        return height, round(height * max(ratio))
+    return height, width
+
+
+def sample_crop_boxes(
+    n: int,
+    height: int,
+    width: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """RandomResizedCrop boxes for n images, vectorised: float64 [n,4] (top, left, h, w).
+
+    Draws CROP_ATTEMPTS candidates per image at once and keeps the first that fits,
+    which has the same distribution as torchvision's sequential retry loop.
+    """
+    draws = torch.rand(n, CROP_ATTEMPTS, 2, generator=generator, dtype=torch.float64)
+    area = scale[0] + (scale[1] - scale[0]) * draws[..., 0]
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(log_lo + (log_hi - log_lo) * draws[..., 1])
+    target = height * width * area
+    w = torch.round(torch.sqrt(target * aspect))
+    h = torch.round(torch.sqrt(target / aspect))
+    valid = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+    first = valid.to(torch.uint8).argmax(dim=1, keepdim=True)  # index of first True
+    found = valid.any(dim=1)
+    fallback_h, fallback_w = _fallback_crop_size(height, width, ratio)
+    h = torch.where(found, h.gather(1, first).squeeze(1), float(fallback_h))
+    w = torch.where(found, w.gather(1, first).squeeze(1), float(fallback_w))
+    offsets = torch.rand(n, 2, generator=generator, dtype=torch.float64)
+    top = torch.where(found, torch.floor(offsets[:, 0] * (height - h + 1)), (height - h) // 2)
+    left = torch.where(found, torch.floor(offsets[:, 1] * (width - w + 1)), (width - w) // 2)
+    return torch.stack((top.clamp(max=height - h), left.clamp(max=width - w), h, w), dim=1)
+
+
+def _axis_grid(start: Tensor, length: Tensor, size: int, extent: int) -> Tensor:
+    """Normalised sample positions [B,size] of a crop along one axis.
+
+    Same source coordinates as crop-then-``interpolate(bilinear, align_corners=False)``:
+    half-pixel centres, clamped to the crop's edge pixels so nothing outside the crop
+    leaks in when upsampling.
+    """
+    u = (torch.arange(size, device=start.device, dtype=start.dtype) + 0.5) / size
+    pix = start[:, None] + u[None, :] * length[:, None] - 0.5
+    pix = torch.clamp(pix, min=start[:, None], max=(start + length - 1)[:, None])
+    return (2.0 * pix + 1.0) / extent - 1.0
+
+
+def resized_crop_flip(images01: Tensor, boxes: Tensor, flips: Tensor, size: int) -> Tensor:
+    """Crop each image to its box, resize to size x size and mirror where flips is True.
+
+    One ``grid_sample`` for the whole batch, instead of B crops and B resizes.
+    """
+    b, _, height, width = images01.shape
+    top, left, h, w = boxes.to(device=images01.device, dtype=torch.float32).unbind(1)
+    xs = _axis_grid(left, w, size, width)
+    xs = torch.where(flips.to(images01.device)[:, None], xs.flip(1), xs)
+    ys = _axis_grid(top, h, size, height)
+    grid = torch.stack((xs[:, None, :].expand(b, size, size), ys[:, :, None].expand(b, size, size)), -1)
+    return F.grid_sample(images01, grid.to(images01.dtype), mode="bilinear",
+                         padding_mode="border", align_corners=False)
+
+
+# --------------------------------------------------------------------------- colour
+
+
+def rgb_to_grayscale(images01: Tensor) -> Tensor:
+    """[B,3,H,W] -> [B,1,H,W] luma with ITU-R 601-2 weights."""
+    weights = torch.tensor(LUMA_WEIGHTS, device=images01.device, dtype=images01.dtype)
+    return (images01 * weights.view(1, 3, 1, 1)).sum(dim=1, keepdim=True)  # einsum is 4x slower
+
+
+def adjust_brightness(images01: Tensor, factors: Tensor) -> Tensor:
+    """Per-sample brightness: multiply by factor (torchvision: blend with black)."""
+    return (images01 * _per_sample(factors, images01)).clamp_(0.0, 1.0)
+
+
+def adjust_contrast(images01: Tensor, factors: Tensor) -> Tensor:
+    """Per-sample contrast: blend with the image's mean grey level."""
+    mean = rgb_to_grayscale(images01).mean(dim=(1, 2, 3), keepdim=True)
+    return torch.lerp(mean, images01, _per_sample(factors, images01)).clamp_(0.0, 1.0)
+
+
+def adjust_saturation(images01: Tensor, factors: Tensor) -> Tensor:
+    """Per-sample saturation: blend with the grayscale image."""
+    gray = rgb_to_grayscale(images01)
+    return torch.lerp(gray, images01, _per_sample(factors, images01)).clamp_(0.0, 1.0)
+
+
+def adjust_hue(images01: Tensor, shifts: Tensor) -> Tensor:
+    """Per-sample hue rotation by shift (fraction of a turn, in [-0.5, 0.5]).
+
+    Same result as torchvision's RGB->HSV, shift, HSV->RGB, but via the closed form
+    c = V - C * clamp(min(k, 4 - k), 0, 1), k = (n + 6H) mod 6, which needs no
+    per-sextant masks: value V and chroma C are invariant under a hue rotation.
+    """
+    r, g, b = images01[:, 0:1], images01[:, 1:2], images01[:, 2:3]
+    maxc = torch.maximum(torch.maximum(r, g), b)  # elementwise beats amax over dim 1
+    chroma = maxc - torch.minimum(torch.minimum(r, g), b)
+    # Grey pixels (chroma 0) get an arbitrary finite hue; it is multiplied by chroma below.
+    inv = chroma.clamp_min(1e-12).reciprocal_()
+    hue6 = torch.where(  # hue in sextants; ties resolved r > g > b as torchvision does
+        maxc == r, (g - b) * inv, torch.where(maxc == g, (b - r) * inv + 2.0, (r - g) * inv + 4.0)
+    )
+    offsets = torch.tensor(_HUE_CHANNEL_OFFSETS, device=images01.device, dtype=images01.dtype)
+    k = (hue6 + (6.0 * _per_sample(shifts, images01) + offsets.view(1, 3, 1, 1))).remainder_(6.0)
+    return maxc - chroma * torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
+
+
+def grayscale_where(images01: Tensor, mask: Tensor) -> Tensor:
+    """Replace the images selected by mask [B] with their 3-channel grayscale."""
+    selected = mask.to(images01.device).view(-1, 1, 1, 1)
+    return torch.where(selected, rgb_to_grayscale(images01), images01)
+
+
+def blur_kernel_size(side: int, fraction: float) -> int:
+    """Kernel size ~ fraction of the side, odd (centred) and at least 3."""
+    size = max(3, round(fraction * side))
+    return size if size % 2 else size + 1
+
+
+def gaussian_kernels(sigmas: Tensor, size: int) -> Tensor:
+    """Normalised 1-D Gaussian kernels [B,size], sampled like torchvision's."""
+    x = torch.arange(size, dtype=sigmas.dtype, device=sigmas.device) - (size - 1) / 2
+    pdf = torch.exp(-0.5 * (x[None, :] / sigmas[:, None]) ** 2)
+    return pdf / pdf.sum(dim=1, keepdim=True)
+
+
+def gaussian_blur(images01: Tensor, kernels: Tensor) -> Tensor:
+    """Separable per-sample blur with reflect padding: one depthwise conv per axis.
+
+    kernels [B,K] (odd K); a delta kernel leaves its image exactly unchanged.
+    """
+    b, c, h, w = images01.shape
+    k = kernels.shape[1]
+    weight = kernels.to(device=images01.device, dtype=images01.dtype).repeat_interleave(c, dim=0)
+    x = F.pad(images01.reshape(1, b * c, h, w), (k // 2,) * 4, mode="reflect")
+    x = F.conv2d(x, weight.view(b * c, 1, k, 1), groups=b * c)
+    x = F.conv2d(x, weight.view(b * c, 1, 1, k), groups=b * c)
+    return x.view(b, c, h, w)
+
+
+JitterOp = Callable[[Tensor, Tensor], Tensor]
+_JITTER_OPS: tuple[JitterOp, ...] = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
+_JITTER_IDENTITY = (1.0, 1.0, 1.0, 0.0)
+
+
+def _jitter_bounds(cfg: AugmentConfig) -> tuple[tuple[float, float], ...]:
+    """torchvision ColorJitter's sampling ranges for (brightness, contrast, saturation, hue)."""
+    ranges = [(max(0.0, 1.0 - s), 1.0 + s) for s in (cfg.brightness, cfg.contrast, cfg.saturation)]
+    return (*ranges, (-cfg.hue, cfg.hue))
+
+
+# --------------------------------------------------------------------------- module
+
+
+class BatchAugment(torch.nn.Module):
+    """One random MoCo-v2 view per image of a uint8 batch, on the batch's device.
+
+    Random parameters come from ``generator`` (a CPU generator; None = torch's global
+    one) so a seeded run is reproducible
+    on any device; only the small parameter tensors are moved to the images.
+    """
+
+    def __init__(self, config: AugmentConfig, output_size: int) -> None:
+        super().__init__()
+        if output_size < 1:
+            raise UserInputError(f"augmentation output_size must be >= 1, got {output_size}")
+        self.config = config
+        self.output_size = output_size
+
+    def forward(self, images_uint8: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """uint8 [B,3,H,W] -> normalised float [B,3,S,S]."""
+        views = self.colour(self.crop_and_flip(images_uint8, generator), generator)
+        return self.normalize(views).contiguous()
+
+    def crop_and_flip(self, images_uint8: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Random resized crop + horizontal flip -> float [B,3,S,S] in [0,1]."""
+        cfg = self.config
+        b, _, height, width = images_uint8.shape
+        boxes = sample_crop_boxes(b, height, width, cfg.crop_scale, cfg.crop_ratio, generator)
+        flips = _coins(b, cfg.flip_p, generator)
+        return resized_crop_flip(_to_unit_float(images_uint8), boxes, flips, self.output_size)
+
+    def colour(self, images01: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Colour jitter (p), grayscale (p), Gaussian blur (p); stays in [0,1].
+
+        Jitter order is one random permutation per call (see module docstring).
+        """
+        x = self._jitter(images01, generator)
+        x = self._grayscale(x, generator)
+        return self._blur(x, generator)
+
+    def normalize(self, images01: Tensor) -> Tensor:
+        """Per-channel normalisation with the config's mean/std."""
+        return normalize(images01, self.config.mean, self.config.std)
+
+    def _jitter(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        n = x.shape[0]
+        applied = _coins(n, self.config.jitter_p, generator)
+        order = torch.randperm(len(_JITTER_OPS), generator=generator)
+        bounds = _jitter_bounds(self.config)
+        factors = [torch.where(applied, _uniform(n, bound, generator), ident)
+                   for bound, ident in zip(bounds, _JITTER_IDENTITY)]
+        if not bool(applied.any()):
+            return x
+        for i in order.tolist():
+            if bounds[i] != (_JITTER_IDENTITY[i], _JITTER_IDENTITY[i]):  # skip disabled ops
+                x = _JITTER_OPS[i](x, factors[i])
+        return x
+
+    def _grayscale(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        mask = _coins(x.shape[0], self.config.grayscale_p, generator)
+        return grayscale_where(x, mask) if bool(mask.any()) else x
+
+    def _blur(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        cfg = self.config
+        n, _, height, width = x.shape
+        mask = _coins(n, cfg.blur_p, generator)
+        sigmas = _uniform(n, cfg.blur_sigma, generator)
+        if not bool(mask.any()):
+            return x
+        size = blur_kernel_size(min(height, width), cfg.blur_kernel_fraction)
+        delta = torch.zeros(size, dtype=sigmas.dtype)
+        delta[size // 2] = 1.0
+        kernels = torch.where(mask[:, None], gaussian_kernels(sigmas, size), delta)
+        return gaussian_blur(x, kernels)
+
+
+def eval_transform(
+    images_uint8: Tensor, output_size: int, mean: Sequence[float], std: Sequence[float]
+) -> Tensor:
+    """No augmentation, for feature extraction: shorter side to output_size (antialiased
+    bilinear, skipped when it already matches), centre crop to a square, normalise."""
+    x = _to_unit_float(images_uint8)
+    height, width = x.shape[-2:]
+    if min(height, width) != output_size:
+        short = min(height, width)
+        new_size = (round(height * output_size / short), round(width * output_size / short))
+        x = F.interpolate(x, size=new_size, mode="bilinear", align_corners=False, antialias=True)
+        height, width = new_size
+    top, left = (height - output_size) // 2, (width - output_size) // 2
+    x = x[..., top:top + output_size, left:left + output_size]
+    return normalize(x, mean, std).contiguous()

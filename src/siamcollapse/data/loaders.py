@@ -1,0 +1,80 @@
+"""Batches of augmented view pairs for pretraining.
+
+Two ways to feed the training device, behind one interface (``pairs(batch_indices)``):
+
+* ``InMemoryPairs`` — small datasets live in memory as one uint8 tensor (on the training
+  device when it is a GPU); crops, flips, colour and blur run batched there. Nothing waits on
+  a per-image PIL pipeline.
+* ``StreamingPairs`` — large datasets (ImageNet) are decoded from disk by DataLoader workers,
+  which also do the per-image random resized crop and flip (so only small crops travel);
+  the colour part of the augmentation then runs batched on the device.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .augment import AugmentConfig, BatchAugment
+
+
+def augment_config(settings: dict) -> AugmentConfig:
+    """The MoCo-v2 augmentation with the config's ``augment`` keys applied."""
+    return AugmentConfig(
+        crop_scale=(settings["crop_min_scale"], 1.0),
+        jitter_p=settings["jitter_p"],
+        grayscale_p=settings["grayscale_p"],
+        blur_p=settings["blur_p"],
+        flip_p=settings["flip_p"],
+    )
+
+
+class InMemoryPairs:
+    def __init__(self, images: torch.Tensor, augment: BatchAugment, device: torch.device) -> None:
+        # Keep images on the device only when it is an accelerator: on CPU this is a no-op.
+        self.images = images.to(device)
+        self.augment = augment
+        self.device = device
+
+    def pairs(self, batches: torch.Tensor, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for batch in batches:
+            images = self.images[batch.to(self.images.device)]
+            yield self.augment(images, generator), self.augment(images, generator)
+
+
+class _TwoCrops(Dataset):
+    """Per-image: decode, then two independent random resized crops + flips, as uint8 tensors."""
+
+    def __init__(self, stream: Dataset, augment: BatchAugment, seed: int) -> None:
+        self.stream, self.augment, self.seed = stream, augment, seed
+
+    def __len__(self) -> int:
+        return len(self.stream)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, salt = key
+        image, _ = self.stream[index]
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + salt)
+        views = [self.augment.crop_and_flip(image[None], generator)[0] for _ in range(2)]
+        return tuple((v * 255).round().to(torch.uint8) for v in views)
+
+
+class StreamingPairs:
+    def __init__(self, stream: Dataset, augment: BatchAugment, device: torch.device, num_workers: int,
+                 seed: int) -> None:
+        self.dataset = _TwoCrops(stream, augment, seed)
+        self.augment, self.device, self.num_workers = augment, device, num_workers
+
+    def pairs(self, batches: torch.Tensor, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        salt = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        keyed = [[(int(i), salt + n * len(batch) + j) for j, i in enumerate(batch)] for n, batch in enumerate(batches)]
+        loader = DataLoader(self.dataset, batch_sampler=keyed, num_workers=self.num_workers,
+                            pin_memory=self.device.type == "cuda", persistent_workers=False)
+        for crops1, crops2 in loader:
+            yield tuple(self._finish(c, generator) for c in (crops1, crops2))
+
+    def _finish(self, crops: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        crops = crops.to(self.device, non_blocking=True).float().div_(255)
+        return self.augment.normalize(self.augment.colour(crops, generator))

@@ -1,0 +1,49 @@
+"""The interface every self-supervised method implements, and the method registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor
+    projections: torch.Tensor  # one view's projector output, for the collapse monitor
+
+
+class Method(nn.Module):
+    """A backbone plus heads; ``forward(view1, view2)`` returns the loss of one step."""
+
+    backbone: nn.Module
+
+    def forward(self, view1: torch.Tensor, view2: torch.Tensor) -> StepOutput:  # pragma: no cover
+        raise NotImplementedError
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Optimiser groups; a group with ``fix_lr`` keeps its initial learning rate."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "fix_lr": False}]
+
+
+_REGISTRY: dict[str, Callable[..., Method]] = {}
+
+
+def register(name: str):
+    def decorate(factory: Callable[..., Method]) -> Callable[..., Method]:
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorate
+
+
+def build_method(name: str, backbone: nn.Module, settings: dict[str, Any]) -> Method:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown method {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name](backbone, settings)
+
+
+def method_names() -> list[str]:
+    return sorted(_REGISTRY)

@@ -1,0 +1,332 @@
+"""Run tables and spectrum files: the tabular record of an experiment and its Markdown summary.
+
+A *run table* has one row per run (a pretrained or random-init model) with the columns in
+``RUN_COLUMNS`` plus optional extras. The Markdown summary is written for a researcher who
+opens the results folder: it says what each metric means and states the finding in one line,
+computed from the table so that it can never disagree with the numbers above it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from siamcollapse import io
+
+RUN_COLUMNS = [
+    "run",
+    "method",
+    "arch",
+    "dataset_fraction",
+    "strategy",
+    "auc",
+    "linear_top1",
+    "knn_top1",
+]
+BASELINE_METHOD = "random-init"
+GROUP_COLUMNS = ["method", "arch", "strategy"]
+SPECTRUM_HEADER = "singular_value"
+
+_NUMERIC_COLUMNS = ["dataset_fraction", "auc", "linear_top1", "knn_top1"]
+_MISSING = "—"
+
+
+# --------------------------------------------------------------------------- run table
+
+
+def _check_record(index: int, record: dict[str, Any]) -> None:
+    """Fail on the first missing key, naming the run (or its position) and the key."""
+    if not isinstance(record, dict):
+        raise TypeError(f"run record #{index} is a {type(record).__name__}, not a dict")
+    name = record.get("run", f"#{index}")
+    for key in RUN_COLUMNS:
+        if key not in record:
+            raise ValueError(f"run record {name!r} is missing the required key {key!r}")
+
+
+def _check_values(table: pd.DataFrame) -> None:
+    """Reject what would silently corrupt plots: duplicate names, fractions outside (0, 1]."""
+    duplicated = table.loc[table["run"].duplicated(), "run"].tolist()
+    if duplicated:
+        raise ValueError(
+            f"run names must be unique; repeated: {sorted(set(duplicated))}"
+        )
+    trained = table[~is_baseline(table)]
+    bad = trained[
+        ~((trained["dataset_fraction"] > 0) & (trained["dataset_fraction"] <= 1))
+    ]
+    if not bad.empty:
+        row = bad.iloc[0]
+        raise ValueError(
+            f"run {row['run']!r}: dataset_fraction must be in (0, 1], got {row['dataset_fraction']}"
+        )
+
+
+def is_baseline(table: pd.DataFrame) -> pd.Series:
+    """Boolean mask of the untrained random-init rows (the floor every method must beat)."""
+    return table["method"] == BASELINE_METHOD
+
+
+def sort_run_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Order rows by group then fraction, random-init last, so that tables read as a trend."""
+    keyed = table.assign(_baseline=is_baseline(table))
+    keyed = keyed.sort_values(
+        ["_baseline", *GROUP_COLUMNS, "dataset_fraction", "run"], kind="stable"
+    )
+    return keyed.drop(columns="_baseline").reset_index(drop=True)
+
+
+def build_run_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Validate run records and return the sorted run table (required columns first)."""
+    for index, record in enumerate(records):
+        _check_record(index, record)
+    extras: list[str] = []
+    for record in records:
+        extras += [
+            key for key in record if key not in RUN_COLUMNS and key not in extras
+        ]
+    table = pd.DataFrame.from_records(list(records), columns=RUN_COLUMNS + extras)
+    for column in _NUMERIC_COLUMNS:
+        table[column] = pd.to_numeric(table[column], errors="raise").astype(float)
+    _check_values(table)
+    return sort_run_table(table)
+
+
+def read_run_table(csv_path: str | os.PathLike) -> pd.DataFrame:
+    """Read a run table written by ``write_run_table`` (validated and sorted again)."""
+    table = pd.read_csv(csv_path)
+    return build_run_table(table.to_dict(orient="records"))
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """Pearson and Spearman correlation of two columns over ``n`` runs."""
+
+    pearson: float
+    spearman: float
+    n: int
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def correlation(x: Iterable[float], y: Iterable[float]) -> Correlation | None:
+    """Both correlations of finite pairs; None below 3 pairs or for a constant column."""
+    frame = pd.DataFrame({"x": list(x), "y": list(y)}, dtype=float).dropna()
+    if len(frame) < 3 or frame["x"].nunique() < 2 or frame["y"].nunique() < 2:
+        return None
+    ranks = frame.rank(method="average")
+    return Correlation(
+        pearson=_pearson(frame["x"].to_numpy(), frame["y"].to_numpy()),
+        spearman=_pearson(ranks["x"].to_numpy(), ranks["y"].to_numpy()),
+        n=len(frame),
+    )
+
+
+def auc_accuracy_correlation(
+    table: pd.DataFrame, accuracy: str = "linear_top1"
+) -> Correlation | None:
+    """Correlation of AUC with an accuracy over trained runs (random-init excluded: it is no
+    point on the data-size trend, and its far-off accuracy would dominate the coefficient)."""
+    trained = table[~is_baseline(table)]
+    return correlation(trained["auc"], trained[accuracy])
+
+
+# --------------------------------------------------------------------------- Markdown
+
+
+def format_fraction(fraction: float) -> str:
+    """0.01 -> '1%', 0.005 -> '0.5%': the way the paper names its subsets."""
+    if fraction is None or not math.isfinite(fraction):
+        return _MISSING
+    return f"{100 * fraction:g}%"
+
+
+def _number(decimals: int) -> Callable[[Any], str]:
+    def fmt(value: Any) -> str:
+        if value is None or pd.isna(value):
+            return _MISSING
+        return f"{float(value):.{decimals}f}"
+
+    return fmt
+
+
+def _text(value: Any) -> str:
+    return (
+        _MISSING if value is None or pd.isna(value) else str(value).replace("|", "\\|")
+    )
+
+
+@dataclass(frozen=True)
+class _Column:
+    key: str
+    header: str
+    fmt: Callable[[Any], str]
+    numeric: bool
+
+
+_MARKDOWN_COLUMNS = [
+    _Column("run", "run", _text, False),
+    _Column("method", "method", _text, False),
+    _Column("arch", "arch", _text, False),
+    _Column("strategy", "strategy", _text, False),
+    _Column("dataset_fraction", "data", format_fraction, True),
+    _Column("auc", "AUC", _number(3), True),
+    _Column("effective_rank", "eff. rank", _number(1), True),
+    _Column("linear_top1", "linear top-1 (%)", _number(1), True),
+    _Column("knn_top1", "kNN top-1 (%)", _number(1), True),
+    _Column("knn_top1_k200", "kNN top-1 k=200 (%)", _number(1), True),
+]
+
+_METRIC_NOTES = [
+    (
+        "- **AUC**: area under the cumulative explained variance of the singular values of "
+        "the centred representation matrix (paper Eq. 2); 0.5 = flat spectrum, 1.0 = rank "
+        "one; lower = less collapse."
+    ),
+    "- **linear top-1**: top-1 accuracy (%) of a linear classifier on frozen features.",
+    "- **kNN top-1**: top-1 accuracy (%) of a k-nearest-neighbour classifier at k = 20.",
+    "- **data**: fraction of the training set used for pretraining (random-init: untrained).",
+]
+
+
+def _cells(row: pd.Series, columns: list[_Column]) -> list[str]:
+    baseline = row["method"] == BASELINE_METHOD
+    return [
+        _MISSING
+        if (baseline and col.key == "dataset_fraction")
+        else col.fmt(row[col.key])
+        for col in columns
+    ]
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A GitHub pipe table of the run table, numbers formatted, numeric columns right-aligned."""
+    columns = [col for col in _MARKDOWN_COLUMNS if col.key in table.columns]
+    lines = [
+        "| " + " | ".join(col.header for col in columns) + " |",
+        "|" + "|".join("---:" if col.numeric else "---" for col in columns) + "|",
+    ]
+    lines += [
+        "| " + " | ".join(_cells(row, columns)) + " |" for _, row in table.iterrows()
+    ]
+    return "\n".join(lines)
+
+
+def _correlation_sentence(table: pd.DataFrame) -> str | None:
+    corr = auc_accuracy_correlation(table)
+    if corr is None:
+        return None
+    direction = (
+        "less collapse (lower AUC)"
+        if corr.pearson < 0
+        else "more collapse (higher AUC)"
+    )
+    return (
+        f"across {corr.n} trained runs, AUC and linear top-1 correlate with Pearson "
+        f"r = {corr.pearson:+.2f} (Spearman ρ = {corr.spearman:+.2f}): "
+        f"{direction} goes with higher accuracy"
+    )
+
+
+def _baseline_sentence(table: pd.DataFrame) -> str | None:
+    trained = table[~is_baseline(table)].dropna(subset=["linear_top1"])
+    if trained.empty:
+        return None
+    best = trained.loc[trained["linear_top1"].idxmax()]
+    floor = table[is_baseline(table) & (table["arch"] == best["arch"])][
+        "linear_top1"
+    ].dropna()
+    if floor.empty:
+        return None
+    gain = best["linear_top1"] - floor.mean()
+    verb = "beats" if gain > 0 else "does not beat"
+    return (
+        f"the best trained run ({best['run']}, {format_fraction(best['dataset_fraction'])} data) "
+        f"{verb} random-init {best['arch']} by {gain:+.1f} points of linear top-1 "
+        f"({best['linear_top1']:.1f}% vs {floor.mean():.1f}%)"
+    )
+
+
+def finding_line(table: pd.DataFrame) -> str:
+    """One line stating what the numbers show, derived from the table itself."""
+    parts = [s for s in (_correlation_sentence(table), _baseline_sentence(table)) if s]
+    if not parts:
+        return "**Finding:** too few evaluated runs to state a trend."
+    body = "; ".join(parts)
+    return f"**Finding:** {body[0].upper()}{body[1:]}."
+
+
+def run_table_markdown(
+    table: pd.DataFrame, title: str = "Dimensional collapse: run summary"
+) -> str:
+    """The whole Markdown summary: title, metric notes, table, finding."""
+    return (
+        "\n\n".join(
+            [
+                f"# {title}",
+                "\n".join(_METRIC_NOTES),
+                markdown_table(table),
+                finding_line(table),
+            ]
+        )
+        + "\n"
+    )
+
+
+def write_run_table(
+    table: pd.DataFrame, csv_path: str | os.PathLike, markdown_path: str | os.PathLike
+) -> None:
+    """Write the CSV (machine-readable) and the Markdown summary (human-readable), atomically."""
+    with io.atomic_path(csv_path) as tmp:
+        table.to_csv(tmp, index=False)
+    io.write_text(markdown_path, run_table_markdown(table))
+
+
+# --------------------------------------------------------------------------- spectra
+
+
+def _check_spectrum(values: np.ndarray, where: str) -> np.ndarray:
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(
+            f"{where}: a spectrum is a non-empty 1-D array, got shape {values.shape}"
+        )
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise ValueError(f"{where}: singular values must be finite and non-negative")
+    return values
+
+
+def write_spectrum(path: str | os.PathLike, values: Iterable[float]) -> None:
+    """Write singular values one per line under the header ``singular_value`` (atomic).
+
+    ``repr`` of a float64 round-trips exactly, so reading back gives the same array.
+    """
+    array = _check_spectrum(np.asarray(values, dtype=np.float64), str(path))
+    lines = [SPECTRUM_HEADER, *(repr(float(v)) for v in array)]
+    io.write_text(path, "\n".join(lines) + "\n")
+
+
+def read_spectrum(path: str | os.PathLike) -> np.ndarray:
+    """Read a spectrum CSV (header ``singular_value``) as a float64 array, in file order."""
+    path = Path(path)
+    lines = path.read_text().split()
+    if not lines or lines[0].strip() != SPECTRUM_HEADER:
+        raise ValueError(
+            f"{path}: expected the header {SPECTRUM_HEADER!r} on the first line"
+        )
+    try:
+        values = np.array([float(line) for line in lines[1:]], dtype=np.float64)
+    except ValueError as err:
+        raise ValueError(f"{path}: not a number in the spectrum ({err})") from None
+    return _check_spectrum(values, str(path))

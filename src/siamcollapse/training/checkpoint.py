@@ -1,0 +1,71 @@
+"""Checkpoints: a resumable training state per epoch and the final backbone.
+
+The resume state carries a hash of the settings it was trained with, so a run whose settings
+changed starts afresh instead of continuing someone else's training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..io import save_torch
+
+RESUME_NAME = "resume.pt"
+
+
+def settings_hash(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def save_resume_state(run_dir: Path, state: dict[str, Any]) -> None:
+    save_torch(Path(run_dir) / RESUME_NAME, state)
+
+
+def load_resume_state(run_dir: Path, expected_hash: str) -> dict[str, Any] | None:
+    """The last epoch's state if it belongs to these settings, else None."""
+    path = Path(run_dir) / RESUME_NAME
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("settings_hash") != expected_hash:
+        print(f"ignoring {path}: it was trained with other settings; starting afresh", flush=True)
+        return None
+    return state
+
+
+def discard_resume_state(run_dir: Path) -> None:
+    (Path(run_dir) / RESUME_NAME).unlink(missing_ok=True)
+
+
+def save_backbone(path: Path, backbone: torch.nn.Module, model: dict[str, Any], run: dict[str, Any],
+                  epochs_trained: int) -> None:
+    from ..models.backbones import state_fingerprint
+
+    save_torch(path, {
+        "backbone": {k: v.detach().cpu() for k, v in backbone.state_dict().items()},
+        "model": model,
+        "feature_dim": backbone.feature_dim,
+        "run": run,
+        "epochs_trained": epochs_trained,
+        "fingerprint": state_fingerprint(backbone),
+    })
+
+
+def load_backbone(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The backbone saved by ``save_backbone`` (eval mode, on CPU) and the checkpoint's metadata."""
+    from ..errors import UserInputError
+    from ..models.backbones import backbone_from_config
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"checkpoint not found: {path}")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    backbone = backbone_from_config(checkpoint["model"])
+    backbone.load_state_dict(checkpoint["backbone"])
+    backbone.eval()
+    return backbone, {k: v for k, v in checkpoint.items() if k != "backbone"}

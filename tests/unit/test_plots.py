@@ -1,0 +1,314 @@
+"""Figures (siamcollapse.reporting.plots) drawn from the real ImageNet reference spectra.
+
+The figures are checked twice: as files (valid PNGs, nothing left behind) and as drawings,
+by capturing each Figure object just before it is saved and reading back what was plotted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.colors as mcolors
+import matplotlib.image as mimage
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from siamcollapse import io, metrics
+from siamcollapse.reporting import plots
+from siamcollapse.reporting.tables import build_run_table, read_spectrum
+
+REFERENCE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "reference-spectra"
+PERCENTS = [1, 5, 10, 20, 50, 100]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# Illustrative accuracies (not from the paper): only their presence matters to the plots.
+LINEAR_TOP1 = {1: 30.0, 5: 45.0, 10: 52.0, 20: 57.0, 50: 63.0, 100: 66.0}
+BASELINE = "random-init-r18"
+
+
+def _run(percent: int) -> str:
+    return f"simsiam-r18-{percent}pct"
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict[int, np.ndarray]:
+    """The six real spectra, keyed by percent of ImageNet; skip where they are not shipped."""
+    paths = {p: REFERENCE_DIR / f"resnet18_imagenet_{p}percent.csv" for p in PERCENTS}
+    missing = [str(path) for path in paths.values() if not path.is_file()]
+    if missing:
+        pytest.skip(f"reference spectra not available (shared/ beside the repo): {missing}")
+    return {p: read_spectrum(path) for p, path in paths.items()}
+
+
+def _baseline_spectrum() -> np.ndarray:
+    """A synthetic, steeply decaying spectrum standing in for an untrained network."""
+    return np.geomspace(50.0, 1e-3, 512)
+
+
+def _record(run: str, method: str, fraction: float, spectrum: np.ndarray, linear: float,
+            arch: str = "resnet18", strategy: str = "random") -> dict[str, Any]:
+    return {"run": run, "method": method, "arch": arch, "dataset_fraction": fraction,
+            "strategy": strategy, "auc": metrics.auc(spectrum), "linear_top1": linear,
+            "knn_top1": linear - 5.0}
+
+
+@pytest.fixture(scope="module")
+def spectra(reference: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
+    return {**{_run(p): s for p, s in reference.items()}, BASELINE: _baseline_spectrum()}
+
+
+@pytest.fixture(scope="module")
+def table(spectra: dict[str, np.ndarray]) -> pd.DataFrame:
+    records = [_record(_run(p), "simsiam", p / 100, spectra[_run(p)], LINEAR_TOP1[p])
+               for p in reversed(PERCENTS)]
+    records.append(_record(BASELINE, "random-init", 1.0, spectra[BASELINE], 12.0))
+    return build_run_table(records)
+
+
+class _Capture:
+    """Wraps io.save_figure: keeps each Figure (by file name) and still writes the file."""
+
+    def __init__(self) -> None:
+        self.figures: dict[str, Any] = {}
+        self._save = io.save_figure
+
+    def __call__(self, path: Any, fig: Any, **kwargs: Any) -> None:
+        self.figures[Path(path).name] = fig
+        self._save(path, fig, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def made(table: pd.DataFrame, spectra: dict[str, np.ndarray],
+         tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], dict[str, Any]]:
+    """make_all_figures run once (it is the slow part), its figures captured."""
+    out_dir = tmp_path_factory.mktemp("figures")
+    capture = _Capture()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(io, "save_figure", capture)
+        paths = plots.make_all_figures(table, spectra, out_dir)
+    return paths, capture.figures
+
+
+def _legend_labels(ax: Any) -> list[str]:
+    return [text.get_text() for text in ax.get_legend().get_texts()]
+
+
+def _run_lines(ax: Any) -> dict[str, Any]:
+    return {line.get_label(): line for line in ax.get_lines()
+            if not line.get_label().startswith(("_", "flat"))}
+
+
+# --------------------------------------------------------------------------- the data itself
+
+
+def test_reference_one_percent_spectrum_is_flattest(reference: dict[int, np.ndarray]) -> None:
+    """The README's claim, checked through the project's metrics."""
+    aucs = {p: metrics.auc(s) for p, s in reference.items()}
+    assert min(aucs, key=aucs.get) == 1
+    assert aucs[1] < aucs[100]
+    mean_normalized = {p: metrics.normalized_spectrum(s).mean() for p, s in reference.items()}
+    assert max(mean_normalized, key=mean_normalized.get) == 1
+    assert all(0.5 < a < 1.0 for a in aucs.values())
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_make_all_figures_writes_five_valid_pngs(made: tuple[list[Path], dict[str, Any]]) -> None:
+    paths, _ = made
+    assert [p.name for p in paths] == [
+        "singular_values.png", "normalized_spectrum.png", "cumulative_explained_variance.png",
+        "auc_vs_fraction.png", "auc_vs_linear_top1.png",
+    ]
+    for path in paths:
+        assert path.read_bytes()[:8] == PNG_MAGIC, path.name
+        height, width, channels = mimage.imread(path).shape
+        assert 400 <= width <= 4000 and 300 <= height <= 4000 and channels in (3, 4), path.name
+
+
+def test_no_temp_files_and_no_open_figures(made: tuple[list[Path], dict[str, Any]]) -> None:
+    paths, _ = made
+    assert sorted(p.name for p in paths[0].parent.iterdir()) == sorted(p.name for p in paths)
+    assert plt.get_fignums() == []
+
+
+def test_failed_save_leaves_nothing_and_closes_figure(
+    spectra: dict[str, np.ndarray], table: pd.DataFrame, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken_savefig(self: Any, fname: Any, **kwargs: Any) -> None:
+        Path(fname).write_bytes(PNG_MAGIC)  # a partial file...
+        raise OSError("disk full")  # ...then the failure
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", broken_savefig)
+    labels = plots.labels_from_table(table, list(spectra))
+    with pytest.raises(OSError, match="disk full"):
+        plots.plot_singular_values(spectra, labels, tmp_path / "s.png")
+    with pytest.raises(OSError, match="disk full"):
+        plots.plot_auc_vs_fraction(table, tmp_path / "a.png")
+    assert list(tmp_path.iterdir()) == []
+    assert plt.get_fignums() == []
+
+
+# --------------------------------------------------------------------------- what is drawn
+
+
+SPECTRUM_FIGURES = ["singular_values.png", "normalized_spectrum.png",
+                    "cumulative_explained_variance.png"]
+
+
+@pytest.mark.parametrize("name", SPECTRUM_FIGURES)
+def test_spectrum_legend_sorted_by_fraction_with_auc(
+    made: tuple[list[Path], dict[str, Any]], spectra: dict[str, np.ndarray], name: str
+) -> None:
+    ax = made[1][name].axes[0]
+    expected = [f"{p}% (AUC {metrics.auc(spectra[_run(p)]):.3f})" for p in PERCENTS]
+    expected.append(f"random init (AUC {metrics.auc(spectra[BASELINE]):.3f})")
+    labels = [label for label in _legend_labels(ax) if not label.startswith("flat")]
+    assert labels == expected
+    assert labels[0] == "1% (AUC 0.610)"
+
+
+@pytest.mark.parametrize("name", SPECTRUM_FIGURES)
+def test_colour_follows_fraction_and_baseline_is_dashed_grey(
+    made: tuple[list[Path], dict[str, Any]], name: str
+) -> None:
+    lines = list(_run_lines(made[1][name].axes[0]).values())
+    trained, baseline = lines[:-1], lines[-1]
+    lightness = [np.mean(mcolors.to_rgb(line.get_color())) for line in trained]
+    assert lightness == sorted(lightness)  # viridis: dark (1%) to light (100%)
+    assert len({line.get_color() if isinstance(line.get_color(), str)
+                else tuple(line.get_color()) for line in trained}) == len(trained)
+    assert baseline.get_linestyle() == "--"
+    r, g, b = mcolors.to_rgb(baseline.get_color())
+    assert r == g == b  # grey
+    assert all(line.get_linestyle() == "-" for line in trained)
+
+
+def test_spectrum_axes_scales_and_titles(made: tuple[list[Path], dict[str, Any]]) -> None:
+    figures = made[1]
+    for name, yscale in zip(SPECTRUM_FIGURES, ["log", "log", "linear"]):
+        ax = figures[name].axes[0]
+        assert ax.get_yscale() == yscale, name
+        assert ax.get_xlabel() and ax.get_ylabel() and figures[name].get_suptitle(), name
+
+
+def test_normalized_spectrum_plots_sigma_over_sigma1(
+    made: tuple[list[Path], dict[str, Any]], spectra: dict[str, np.ndarray]
+) -> None:
+    line = _run_lines(made[1]["normalized_spectrum.png"].axes[0])["1% (AUC 0.610)"]
+    np.testing.assert_allclose(line.get_ydata(), spectra[_run(1)] / spectra[_run(1)][0])
+
+
+def test_cumulative_curve_area_is_the_auc(
+    made: tuple[list[Path], dict[str, Any]], spectra: dict[str, np.ndarray]
+) -> None:
+    ax = made[1]["cumulative_explained_variance.png"].axes[0]
+    lines = _run_lines(ax)
+    for p in PERCENTS:
+        line = next(v for k, v in lines.items() if k.startswith(f"{p}% "))
+        x, y = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
+        assert x[0] > 0 and x[-1] == pytest.approx(1.0) and y[-1] == pytest.approx(1.0)
+        assert y.mean() == pytest.approx(metrics.auc(spectra[_run(p)]))
+    flat = next(line for line in ax.get_lines() if line.get_label().startswith("flat"))
+    assert list(flat.get_xdata()) == [0, 1] and list(flat.get_ydata()) == [0, 1]
+
+
+def test_auc_vs_fraction_has_trend_and_random_init_line(
+    made: tuple[list[Path], dict[str, Any]], table: pd.DataFrame
+) -> None:
+    ax = made[1]["auc_vs_fraction.png"].axes[0]
+    assert ax.get_xscale() == "log" and "%" in ax.get_xlabel()
+    trend = next(line for line in ax.get_lines() if line.get_label() == "simsiam · resnet18 · random")
+    np.testing.assert_allclose(trend.get_xdata(), [p / 100 for p in PERCENTS])
+    trained = table[table["method"] != "random-init"].sort_values("dataset_fraction")
+    np.testing.assert_allclose(trend.get_ydata(), trained["auc"])
+    baseline = next(line for line in ax.get_lines() if line.get_label().startswith("random init"))
+    assert baseline.get_linestyle() == "--"
+    assert set(baseline.get_ydata()) == {table.loc[table["run"] == BASELINE, "auc"].item()}
+    tick_labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert tick_labels == ["1%", "5%", "10%", "20%", "50%", "100%"]
+
+
+def test_auc_vs_accuracy_title_annotations_and_baseline(
+    made: tuple[list[Path], dict[str, Any]], table: pd.DataFrame
+) -> None:
+    ax = made[1]["auc_vs_linear_top1.png"].axes[0]
+    trained = table[table["method"] != "random-init"]
+    r = np.corrcoef(trained["auc"], trained["linear_top1"])[0, 1]
+    assert f"Pearson r = {r:+.2f}" in ax.get_title() and "Spearman" in ax.get_title()
+    annotations = {text.get_text() for text in ax.texts}
+    assert {f"{p}%" for p in PERCENTS} | {"random init"} <= annotations
+    assert "random init (untrained)" in _legend_labels(ax)
+
+
+def test_auc_vs_accuracy_without_enough_points_has_no_correlation(
+    table: pd.DataFrame, tmp_path: Path
+) -> None:
+    small = table[table["run"].isin([_run(1), _run(100), BASELINE])]
+    capture = _Capture()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(io, "save_figure", capture)
+        plots.plot_auc_vs_accuracy(small, tmp_path / "s.png")
+    assert "Pearson" not in capture.figures["s.png"].axes[0].get_title()
+    assert (tmp_path / "s.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_table_with_only_random_init_plots(table: pd.DataFrame, tmp_path: Path) -> None:
+    only_baseline = table[table["method"] == "random-init"]
+    plots.plot_auc_vs_fraction(only_baseline, tmp_path / "f.png")
+    plots.plot_auc_vs_accuracy(only_baseline, tmp_path / "a.png")
+    for name in ("f.png", "a.png"):
+        assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC
+
+
+def test_one_panel_per_group_each_with_its_arch_baseline(
+    spectra: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    """Several archs/strategies: one subplot each, random-init only beside its own arch."""
+    def label(method: str, arch: str, fraction: float, strategy: str) -> dict[str, Any]:
+        return {"method": method, "arch": arch, "dataset_fraction": fraction,
+                "strategy": strategy}
+
+    runs = {
+        "a1": label("simsiam", "resnet18", 0.01, "random"),
+        "a100": label("simsiam", "resnet18", 1.0, "random"),
+        "b10": label("simsiam", "resnet18", 0.1, "balanced"),
+        "c5": label("simsiam", "resnet50", 0.05, "random"),
+        "r18": label("random-init", "resnet18", 1.0, "none"),
+        "r50": label("random-init", "resnet50", 1.0, "none"),
+    }
+    values = list(spectra.values())
+    panel_spectra = {run: values[i] for i, run in enumerate(runs)}
+    capture = _Capture()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(io, "save_figure", capture)
+        plots.plot_cumulative_explained_variance(panel_spectra, runs, tmp_path / "p.png")
+    visible = [ax for ax in capture.figures["p.png"].axes if ax.get_visible()]
+    titles = [ax.get_title() for ax in visible]
+    assert titles == ["simsiam · resnet18 · balanced", "simsiam · resnet18 · random",
+                      "simsiam · resnet50 · random"]
+    counts = [(len(_run_lines(ax)), sum(k.startswith("random init") for k in _run_lines(ax)))
+              for ax in visible]
+    assert counts == [(2, 1), (3, 1), (2, 1)]
+    baseline_ys = [
+        next(v for k, v in _run_lines(ax).items() if k.startswith("random init")).get_ydata()
+        for ax in visible
+    ]
+    expected = metrics.cumulative_explained_variance(panel_spectra["r50"])
+    np.testing.assert_allclose(baseline_ys[2], expected)  # resnet50 panel: resnet50 baseline
+
+
+def test_spectra_without_labels_are_rejected(spectra: dict[str, np.ndarray], tmp_path: Path,
+                                             table: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="unknown-run"):
+        plots.plot_singular_values({"unknown-run": spectra[BASELINE]}, {}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="unknown-run"):
+        plots.make_all_figures(table, {"unknown-run": spectra[BASELINE]}, tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,219 @@
+"""Run tables, their Markdown summary and spectrum files (siamcollapse.reporting.tables)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from siamcollapse.reporting import tables
+from siamcollapse.reporting.tables import (
+    RUN_COLUMNS,
+    build_run_table,
+    finding_line,
+    read_run_table,
+    read_spectrum,
+    run_table_markdown,
+    write_run_table,
+    write_spectrum,
+)
+
+
+def _record(run: str, fraction: float, auc: float, linear: float, **extra) -> dict:
+    method = "random-init" if run.startswith("random") else "simsiam"
+    base = {
+        "run": run,
+        "method": method,
+        "arch": "resnet18",
+        "dataset_fraction": fraction,
+        "strategy": "random",
+        "auc": auc,
+        "linear_top1": linear,
+        "knn_top1": linear - 4.0,
+    }
+    return {**base, **extra}
+
+
+@pytest.fixture
+def records() -> list[dict]:
+    """Deliberately unsorted, with the baseline first and an extra column."""
+    return [
+        _record("random-r18", 1.0, 0.93456, 12.04, effective_rank=20.0),
+        _record("ss-100", 1.0, 0.85775, 66.26, effective_rank=165.6),
+        _record("ss-1", 0.01, 0.60976, 30.04, effective_rank=465.2),
+        _record("ss-10", 0.1, 0.84492, 52.0, effective_rank=186.5),
+        _record("ss-0.5", 0.005, 0.55, 21.0, effective_rank=480.0),
+    ]
+
+
+@pytest.fixture
+def table(records: list[dict]) -> pd.DataFrame:
+    return build_run_table(records)
+
+
+# --------------------------------------------------------------------------- build
+
+
+def test_build_sorts_by_fraction_with_random_init_last(table: pd.DataFrame) -> None:
+    assert table["run"].tolist() == ["ss-0.5", "ss-1", "ss-10", "ss-100", "random-r18"]
+    assert list(table.columns) == [*RUN_COLUMNS, "effective_rank"]
+    assert table.index.tolist() == list(range(5))
+
+
+def test_build_sorts_groups_before_fraction(records: list[dict]) -> None:
+    records.append({**_record("ss-50-r50", 0.5, 0.8, 70.0), "arch": "resnet50"})
+    records.append({**_record("ss-1-r50", 0.01, 0.6, 40.0), "arch": "resnet50"})
+    runs = build_run_table(records)["run"].tolist()
+    assert runs == ["ss-0.5", "ss-1", "ss-10", "ss-100", "ss-1-r50", "ss-50-r50", "random-r18"]
+
+
+@pytest.mark.parametrize("key", [k for k in RUN_COLUMNS if k != "run"])
+def test_missing_key_error_names_run_and_key(records: list[dict], key: str) -> None:
+    del records[2][key]
+    with pytest.raises(ValueError, match=rf"'ss-1'.*'{key}'"):
+        build_run_table(records)
+
+
+def test_missing_run_key_names_record_position(records: list[dict]) -> None:
+    del records[3]["run"]
+    with pytest.raises(ValueError, match=r"#3.*'run'"):
+        build_run_table(records)
+
+
+def test_duplicate_run_names_rejected(records: list[dict]) -> None:
+    records.append(_record("ss-1", 0.02, 0.7, 40.0))
+    with pytest.raises(ValueError, match="ss-1"):
+        build_run_table(records)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.5, float("nan")])
+def test_fraction_outside_unit_interval_rejected(records: list[dict], fraction: float) -> None:
+    records[1]["dataset_fraction"] = fraction
+    with pytest.raises(ValueError, match="dataset_fraction"):
+        build_run_table(records)
+
+
+# --------------------------------------------------------------------------- CSV + Markdown
+
+
+def test_csv_round_trip(table: pd.DataFrame, tmp_path: Path) -> None:
+    write_run_table(table, tmp_path / "runs.csv", tmp_path / "runs.md")
+    back = read_run_table(tmp_path / "runs.csv")
+    pd.testing.assert_frame_equal(back, table, check_dtype=False)
+    assert back["auc"].tolist() == table["auc"].tolist()  # exact floats
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.csv", "runs.md"]  # no temp
+
+
+def test_markdown_has_title_notes_table_and_every_run(table: pd.DataFrame, tmp_path: Path) -> None:
+    write_run_table(table, tmp_path / "runs.csv", tmp_path / "runs.md")
+    text = (tmp_path / "runs.md").read_text()
+    assert text.startswith("# ")
+    assert "Eq. 2" in text and "lower = less collapse" in text and "k = 20" in text
+    header = next(line for line in text.splitlines() if line.startswith("| run"))
+    assert "AUC" in header and "linear top-1 (%)" in header and "kNN top-1 (%)" in header
+    rows = [line for line in text.splitlines() if line.startswith("| ") and line != header]
+    assert len(rows) == len(table)
+    for run, row in zip(table["run"], rows):
+        assert row.startswith(f"| {run} |")
+
+
+def _row(markdown: str, run: str) -> list[str]:
+    line = next(line for line in markdown.splitlines() if line.startswith(f"| {run} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_markdown_numbers_formatted(table: pd.DataFrame) -> None:
+    text = run_table_markdown(table)
+    # run, method, arch, strategy, data, AUC, eff. rank, linear, kNN
+    assert _row(text, "ss-1")[4:] == ["1%", "0.610", "465.2", "30.0", "26.0"]
+    assert _row(text, "ss-0.5")[4:6] == ["0.5%", "0.550"]
+    assert _row(text, "ss-100")[4:] == ["100%", "0.858", "165.6", "66.3", "62.3"]
+    assert _row(text, "random-r18")[4] == "—"  # untrained: no data fraction
+    assert re.search(r"^\|---\|.*\|---:\|$", text, flags=re.M)  # numbers right-aligned
+
+
+def test_markdown_escapes_pipes_and_shows_missing_values(records: list[dict]) -> None:
+    records[1]["run"] = "odd|name"
+    records[1]["linear_top1"] = float("nan")
+    text = run_table_markdown(build_run_table(records))
+    assert "| odd\\|name |" in text
+    assert "—" in next(line for line in text.splitlines() if "odd" in line)
+
+
+def test_markdown_does_not_need_tabulate(
+    table: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "tabulate", None)  # any import of it would fail
+    write_run_table(table, tmp_path / "r.csv", tmp_path / "r.md")
+    assert "| ss-1 |" in (tmp_path / "r.md").read_text()
+
+
+# --------------------------------------------------------------------------- finding line
+
+
+def test_finding_line_reports_computed_correlation_and_gain(table: pd.DataFrame) -> None:
+    trained = table[table["method"] != "random-init"]
+    r = np.corrcoef(trained["auc"], trained["linear_top1"])[0, 1]
+    line = finding_line(table)
+    assert line.startswith("**Finding:**")
+    assert f"r = {r:+.2f}" in line and "4 trained runs" in line
+    assert "ss-100" in line and f"{66.26 - 12.04:+.1f} points" in line
+
+
+def test_finding_line_follows_the_data(records: list[dict]) -> None:
+    before = finding_line(build_run_table(records))
+    for rec in records:  # reverse the accuracy ranking of the trained runs
+        if rec["method"] != "random-init":
+            rec["linear_top1"] = 100.0 - rec["linear_top1"]
+    after = finding_line(build_run_table(records))
+    assert before != after
+    assert "more collapse (higher AUC) goes with higher accuracy" in before
+    assert "less collapse (lower AUC) goes with higher accuracy" in after
+    assert "ss-0.5" in after  # the new best run
+
+
+def test_finding_line_with_too_few_runs(records: list[dict]) -> None:
+    line = finding_line(build_run_table(records[1:3]))  # two trained runs, no baseline
+    assert "too few" in line
+
+
+def test_spearman_handles_ties() -> None:
+    corr = tables.correlation([1, 2, 2, 3], [10, 20, 20, 40])
+    assert corr is not None and corr.spearman == pytest.approx(1.0)
+    assert tables.correlation([1, 1, 1], [1, 2, 3]) is None
+
+
+# --------------------------------------------------------------------------- spectra
+
+
+def test_spectrum_round_trip_exact(tmp_path: Path) -> None:
+    values = np.sort(np.random.default_rng(0).gamma(2.0, 3.0, 512).astype(np.float32))[::-1]
+    write_spectrum(tmp_path / "s.csv", values)
+    back = read_spectrum(tmp_path / "s.csv")
+    assert back.dtype == np.float64 and back.shape == (512,)
+    np.testing.assert_array_equal(back.astype(np.float32), values)
+    assert (tmp_path / "s.csv").read_text().splitlines()[0] == "singular_value"
+    assert [p.name for p in tmp_path.iterdir()] == ["s.csv"]
+
+
+def test_spectrum_round_trip_float64_exact(tmp_path: Path) -> None:
+    values = np.array([470.9755554199219, 1 / 3, 1e-12, 0.0])
+    write_spectrum(tmp_path / "s.csv", values)
+    np.testing.assert_array_equal(read_spectrum(tmp_path / "s.csv"), values)
+
+
+def test_read_spectrum_rejects_wrong_header(tmp_path: Path) -> None:
+    (tmp_path / "bad.csv").write_text("value\n1.0\n")
+    with pytest.raises(ValueError, match="singular_value"):
+        read_spectrum(tmp_path / "bad.csv")
+
+
+@pytest.mark.parametrize("values", [[1.0, float("nan")], [1.0, -2.0], []])
+def test_write_spectrum_rejects_invalid_values(tmp_path: Path, values: list[float]) -> None:
+    with pytest.raises(ValueError):
+        write_spectrum(tmp_path / "s.csv", values)
+    assert not list(tmp_path.iterdir())

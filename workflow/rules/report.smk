@@ -1,0 +1,45 @@
+# Results: the run table (CSV + Markdown) and the figures, with captions for the HTML report.
+
+
+def run_files(name):
+    return [run_path(run, name) for run in RUNS]
+
+
+rule collect_tables:
+    input:
+        info=run_files("run.json"),
+        spectrum=run_files("spectrum.json"),
+        linear=run_files("linear_probe.json"),
+        knn=run_files("knn.json"),
+    output:
+        csv=report(OUT / "tables" / "runs.csv", caption="../report/runs_table.rst", category="Tables"),
+        markdown=OUT / "tables" / "runs.md",
+    params:
+        run_dirs=[plan.run_dir(config, run) for run in RUNS],
+    log:
+        LOGS / "collect_tables.log",
+    threads: 1
+    resources:
+        **resources_of("default"),
+    shell:
+        "siamcollapse collect --run-dirs {params.run_dirs} --out-csv {output.csv}"
+        " --out-md {output.markdown} > {log} 2>&1"
+
+
+rule plot_figures:
+    input:
+        table=OUT / "tables" / "runs.csv",
+        spectra=run_files("spectrum.csv"),
+    output:
+        [report(OUT / "figures" / name, caption=f"../report/{name.removesuffix('.png')}.rst", category="Figures")
+         for name in FIGURES],
+    params:
+        run_dirs=[plan.run_dir(config, run) for run in RUNS],
+        out_dir=OUT / "figures",
+    log:
+        LOGS / "plot_figures.log",
+    threads: 1
+    resources:
+        **resources_of("default"),
+    shell:
+        "siamcollapse plot --table {input.table} --run-dirs {params.run_dirs} --out-dir {params.out_dir} > {log} 2>&1"
