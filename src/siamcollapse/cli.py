@@ -105,7 +105,7 @@ def _knn(args: argparse.Namespace) -> None:
     train, train_labels = load_features(args.features_dir, "train")
     val, val_labels = load_features(args.features_dir, "val")
     accuracy = knn_top1(train, train_labels, val, val_labels, args.k, args.temperature)
-    result = {"knn_top1": accuracy[args.k[0]], "temperature": args.temperature,
+    result = {"knn_top1": accuracy[args.k[0]], "knn_k": args.k[0], "temperature": args.temperature,
               **{f"knn_top1_k{k}": v for k, v in accuracy.items()}}
     write_json(args.out, result)
     print("kNN top-1: " + ", ".join(f"k={k}: {v:.2f}%" for k, v in accuracy.items()))

@@ -51,11 +51,25 @@ def _baseline_spectrum() -> np.ndarray:
     return np.geomspace(50.0, 1e-3, 512)
 
 
-def _record(run: str, method: str, fraction: float, spectrum: np.ndarray, linear: float,
-            arch: str = "resnet18", strategy: str = "random") -> dict[str, Any]:
-    return {"run": run, "method": method, "arch": arch, "dataset_fraction": fraction,
-            "strategy": strategy, "auc": metrics.auc(spectrum), "linear_top1": linear,
-            "knn_top1": linear - 5.0}
+def _record(
+    run: str,
+    method: str,
+    fraction: float,
+    spectrum: np.ndarray,
+    linear: float,
+    arch: str = "resnet18",
+    strategy: str = "random",
+) -> dict[str, Any]:
+    return {
+        "run": run,
+        "method": method,
+        "arch": arch,
+        "dataset_fraction": fraction,
+        "strategy": strategy,
+        "auc": metrics.auc(spectrum),
+        "linear_top1": linear,
+        "knn_top1": linear - 5.0,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +79,7 @@ def spectra(reference: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def table(spectra: dict[str, np.ndarray]) -> pd.DataFrame:
-    records = [_record(_run(p), "simsiam", p / 100, spectra[_run(p)], LINEAR_TOP1[p])
-               for p in reversed(PERCENTS)]
+    records = [_record(_run(p), "simsiam", p / 100, spectra[_run(p)], LINEAR_TOP1[p]) for p in reversed(PERCENTS)]
     records.append(_record(BASELINE, "random-init", 1.0, spectra[BASELINE], 12.0))
     return build_run_table(records)
 
@@ -84,8 +97,9 @@ class _Capture:
 
 
 @pytest.fixture(scope="module")
-def made(table: pd.DataFrame, spectra: dict[str, np.ndarray],
-         tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], dict[str, Any]]:
+def made(
+    table: pd.DataFrame, spectra: dict[str, np.ndarray], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[list[Path], dict[str, Any]]:
     """make_all_figures run once (it is the slow part), its figures captured."""
     out_dir = tmp_path_factory.mktemp("figures")
     capture = _Capture()
@@ -100,8 +114,7 @@ def _legend_labels(ax: Any) -> list[str]:
 
 
 def _run_lines(ax: Any) -> dict[str, Any]:
-    return {line.get_label(): line for line in ax.get_lines()
-            if not line.get_label().startswith(("_", "flat"))}
+    return {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith(("_", "flat"))}
 
 
 # --------------------------------------------------------------------------- the data itself
@@ -123,8 +136,11 @@ def test_reference_one_percent_spectrum_is_flattest(reference: dict[int, np.ndar
 def test_make_all_figures_writes_five_valid_pngs(made: tuple[list[Path], dict[str, Any]]) -> None:
     paths, _ = made
     assert [p.name for p in paths] == [
-        "singular_values.png", "normalized_spectrum.png", "cumulative_explained_variance.png",
-        "auc_vs_fraction.png", "auc_vs_linear_top1.png",
+        "singular_values.png",
+        "normalized_spectrum.png",
+        "cumulative_explained_variance.png",
+        "auc_vs_fraction.png",
+        "auc_vs_linear_top1.png",
     ]
     for path in paths:
         assert path.read_bytes()[:8] == PNG_MAGIC, path.name
@@ -139,7 +155,9 @@ def test_no_temp_files_and_no_open_figures(made: tuple[list[Path], dict[str, Any
 
 
 def test_failed_save_leaves_nothing_and_closes_figure(
-    spectra: dict[str, np.ndarray], table: pd.DataFrame, tmp_path: Path,
+    spectra: dict[str, np.ndarray],
+    table: pd.DataFrame,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def broken_savefig(self: Any, fname: Any, **kwargs: Any) -> None:
@@ -159,8 +177,7 @@ def test_failed_save_leaves_nothing_and_closes_figure(
 # --------------------------------------------------------------------------- what is drawn
 
 
-SPECTRUM_FIGURES = ["singular_values.png", "normalized_spectrum.png",
-                    "cumulative_explained_variance.png"]
+SPECTRUM_FIGURES = ["singular_values.png", "normalized_spectrum.png", "cumulative_explained_variance.png"]
 
 
 @pytest.mark.parametrize("name", SPECTRUM_FIGURES)
@@ -183,8 +200,9 @@ def test_colour_follows_fraction_and_baseline_is_dashed_grey(
     trained, baseline = lines[:-1], lines[-1]
     lightness = [np.mean(mcolors.to_rgb(line.get_color())) for line in trained]
     assert lightness == sorted(lightness)  # viridis: dark (1%) to light (100%)
-    assert len({line.get_color() if isinstance(line.get_color(), str)
-                else tuple(line.get_color()) for line in trained}) == len(trained)
+    assert len(
+        {line.get_color() if isinstance(line.get_color(), str) else tuple(line.get_color()) for line in trained}
+    ) == len(trained)
     assert baseline.get_linestyle() == "--"
     r, g, b = mcolors.to_rgb(baseline.get_color())
     assert r == g == b  # grey
@@ -248,9 +266,7 @@ def test_auc_vs_accuracy_title_annotations_and_baseline(
     assert "random init (untrained)" in _legend_labels(ax)
 
 
-def test_auc_vs_accuracy_without_enough_points_has_no_correlation(
-    table: pd.DataFrame, tmp_path: Path
-) -> None:
+def test_auc_vs_accuracy_without_enough_points_has_no_correlation(table: pd.DataFrame, tmp_path: Path) -> None:
     small = table[table["run"].isin([_run(1), _run(100), BASELINE])]
     capture = _Capture()
     with pytest.MonkeyPatch.context() as mp:
@@ -268,13 +284,11 @@ def test_table_with_only_random_init_plots(table: pd.DataFrame, tmp_path: Path) 
         assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC
 
 
-def test_one_panel_per_group_each_with_its_arch_baseline(
-    spectra: dict[str, np.ndarray], tmp_path: Path
-) -> None:
+def test_one_panel_per_group_each_with_its_arch_baseline(spectra: dict[str, np.ndarray], tmp_path: Path) -> None:
     """Several archs/strategies: one subplot each, random-init only beside its own arch."""
+
     def label(method: str, arch: str, fraction: float, strategy: str) -> dict[str, Any]:
-        return {"method": method, "arch": arch, "dataset_fraction": fraction,
-                "strategy": strategy}
+        return {"method": method, "arch": arch, "dataset_fraction": fraction, "strategy": strategy}
 
     runs = {
         "a1": label("simsiam", "resnet18", 0.01, "random"),
@@ -292,21 +306,19 @@ def test_one_panel_per_group_each_with_its_arch_baseline(
         plots.plot_cumulative_explained_variance(panel_spectra, runs, tmp_path / "p.png")
     visible = [ax for ax in capture.figures["p.png"].axes if ax.get_visible()]
     titles = [ax.get_title() for ax in visible]
-    assert titles == ["simsiam · resnet18 · balanced", "simsiam · resnet18 · random",
-                      "simsiam · resnet50 · random"]
-    counts = [(len(_run_lines(ax)), sum(k.startswith("random init") for k in _run_lines(ax)))
-              for ax in visible]
+    assert titles == ["simsiam · resnet18 · balanced", "simsiam · resnet18 · random", "simsiam · resnet50 · random"]
+    counts = [(len(_run_lines(ax)), sum(k.startswith("random init") for k in _run_lines(ax))) for ax in visible]
     assert counts == [(2, 1), (3, 1), (2, 1)]
     baseline_ys = [
-        next(v for k, v in _run_lines(ax).items() if k.startswith("random init")).get_ydata()
-        for ax in visible
+        next(v for k, v in _run_lines(ax).items() if k.startswith("random init")).get_ydata() for ax in visible
     ]
     expected = metrics.cumulative_explained_variance(panel_spectra["r50"])
     np.testing.assert_allclose(baseline_ys[2], expected)  # resnet50 panel: resnet50 baseline
 
 
-def test_spectra_without_labels_are_rejected(spectra: dict[str, np.ndarray], tmp_path: Path,
-                                             table: pd.DataFrame) -> None:
+def test_spectra_without_labels_are_rejected(
+    spectra: dict[str, np.ndarray], tmp_path: Path, table: pd.DataFrame
+) -> None:
     with pytest.raises(ValueError, match="unknown-run"):
         plots.plot_singular_values({"unknown-run": spectra[BASELINE]}, {}, tmp_path / "x.png")
     with pytest.raises(ValueError, match="unknown-run"):

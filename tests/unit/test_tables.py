@@ -46,7 +46,7 @@ def records() -> list[dict]:
         _record("ss-100", 1.0, 0.85775, 66.26, effective_rank=165.6),
         _record("ss-1", 0.01, 0.60976, 30.04, effective_rank=465.2),
         _record("ss-10", 0.1, 0.84492, 52.0, effective_rank=186.5),
-        _record("ss-0.5", 0.005, 0.55, 21.0, effective_rank=480.0),
+        _record("ss-half", 0.005, 0.55, 21.0, effective_rank=480.0),
     ]
 
 
@@ -59,7 +59,7 @@ def table(records: list[dict]) -> pd.DataFrame:
 
 
 def test_build_sorts_by_fraction_with_random_init_last(table: pd.DataFrame) -> None:
-    assert table["run"].tolist() == ["ss-0.5", "ss-1", "ss-10", "ss-100", "random-r18"]
+    assert table["run"].tolist() == ["ss-half", "ss-1", "ss-10", "ss-100", "random-r18"]
     assert list(table.columns) == [*RUN_COLUMNS, "effective_rank"]
     assert table.index.tolist() == list(range(5))
 
@@ -68,7 +68,7 @@ def test_build_sorts_groups_before_fraction(records: list[dict]) -> None:
     records.append({**_record("ss-50-r50", 0.5, 0.8, 70.0), "arch": "resnet50"})
     records.append({**_record("ss-1-r50", 0.01, 0.6, 40.0), "arch": "resnet50"})
     runs = build_run_table(records)["run"].tolist()
-    assert runs == ["ss-0.5", "ss-1", "ss-10", "ss-100", "ss-1-r50", "ss-50-r50", "random-r18"]
+    assert runs == ["ss-half", "ss-1", "ss-10", "ss-100", "ss-1-r50", "ss-50-r50", "random-r18"]
 
 
 @pytest.mark.parametrize("key", [k for k in RUN_COLUMNS if k != "run"])
@@ -112,7 +112,10 @@ def test_markdown_has_title_notes_table_and_every_run(table: pd.DataFrame, tmp_p
     write_run_table(table, tmp_path / "runs.csv", tmp_path / "runs.md")
     text = (tmp_path / "runs.md").read_text()
     assert text.startswith("# ")
-    assert "Eq. 2" in text and "lower = less collapse" in text and "k = 20" in text
+    assert "Eq. 2" in text and "lower = less collapse" in text
+    assert " at k = " not in text  # no k recorded: none is claimed
+    write_run_table(table.assign(knn_k=50), tmp_path / "runs.csv", tmp_path / "runs.md")
+    assert "at k = 50" in (tmp_path / "runs.md").read_text()
     header = next(line for line in text.splitlines() if line.startswith("| run"))
     assert "AUC" in header and "linear top-1 (%)" in header and "kNN top-1 (%)" in header
     rows = [line for line in text.splitlines() if line.startswith("| ") and line != header]
@@ -130,10 +133,10 @@ def test_markdown_numbers_formatted(table: pd.DataFrame) -> None:
     text = run_table_markdown(table)
     # run, method, arch, strategy, data, AUC, eff. rank, linear, kNN
     assert _row(text, "ss-1")[4:] == ["1%", "0.610", "465.2", "30.0", "26.0"]
-    assert _row(text, "ss-0.5")[4:6] == ["0.5%", "0.550"]
+    assert _row(text, "ss-half")[4:6] == ["0.5%", "0.550"]
     assert _row(text, "ss-100")[4:] == ["100%", "0.858", "165.6", "66.3", "62.3"]
     assert _row(text, "random-r18")[4] == "—"  # untrained: no data fraction
-    assert re.search(r"^\|---\|.*\|---:\|$", text, flags=re.M)  # numbers right-aligned
+    assert re.search(r"^\|---\|.*\|---:\|$", text, flags=re.MULTILINE)  # numbers right-aligned
 
 
 def test_markdown_escapes_pipes_and_shows_missing_values(records: list[dict]) -> None:
@@ -144,9 +147,7 @@ def test_markdown_escapes_pipes_and_shows_missing_values(records: list[dict]) ->
     assert "—" in next(line for line in text.splitlines() if "odd" in line)
 
 
-def test_markdown_does_not_need_tabulate(
-    table: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_markdown_does_not_need_tabulate(table: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "tabulate", None)  # any import of it would fail
     write_run_table(table, tmp_path / "r.csv", tmp_path / "r.md")
     assert "| ss-1 |" in (tmp_path / "r.md").read_text()
@@ -173,7 +174,7 @@ def test_finding_line_follows_the_data(records: list[dict]) -> None:
     assert before != after
     assert "more collapse (higher AUC) goes with higher accuracy" in before
     assert "less collapse (lower AUC) goes with higher accuracy" in after
-    assert "ss-0.5" in after  # the new best run
+    assert "ss-half" in after  # the new best run
 
 
 def test_finding_line_with_too_few_runs(records: list[dict]) -> None:

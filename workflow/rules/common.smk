@@ -3,6 +3,7 @@
 # code the DVC pipeline is built from.
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +18,9 @@ try:
     plan.check_dataset_root(config)
 except UserInputError as exc:
     sys.exit(f"siamcollapse: invalid configuration: {exc}")
+
+# The stage commands come from the environment that runs Snakemake (it imports siamcollapse).
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 OUT = plan.output_dir(config)
 LOGS = OUT / "logs"

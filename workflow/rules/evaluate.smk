@@ -6,7 +6,7 @@ rule extract_features:
         checkpoint=OUT / "runs" / "{run}" / "checkpoint.pt",
         data=DATA_ROOT,
     output:
-        features=multiext(str(OUT / "runs" / "{run}" / "features" / ""), "train.npy", "train_labels.npy",
+        features=multiext(f"{OUT}/runs/{{run}}/features/", "train.npy", "train_labels.npy",
                           "val.npy", "val_labels.npy", "meta.json"),
         spectrum=OUT / "runs" / "{run}" / "spectrum.csv",
         summary=OUT / "runs" / "{run}" / "spectrum.json",

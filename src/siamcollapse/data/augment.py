@@ -223,12 +223,17 @@ def adjust_hue(images01: Tensor, shifts: Tensor) -> Tensor:
     chroma = maxc - torch.minimum(torch.minimum(r, g), b)
     # Grey pixels (chroma 0) get an arbitrary finite hue; it is multiplied by chroma below.
     inv = chroma.clamp_min(1e-12).reciprocal_()
-    hue6 = torch.where(  # hue in sextants; ties resolved r > g > b as torchvision does
-        maxc == r, (g - b) * inv, torch.where(maxc == g, (b - r) * inv + 2.0, (r - g) * inv + 4.0)
+    # Hue in sextants, ties resolved r > g > b as torchvision does. In-place ops: on CPU
+    # every fresh temporary of this size can cost page faults, which dominate here.
+    hue6 = torch.where(
+        maxc == r,
+        (g - b).mul_(inv),
+        torch.where(maxc == g, (b - r).mul_(inv).add_(2.0), (r - g).mul_(inv).add_(4.0)),
     )
     offsets = torch.tensor(_HUE_CHANNEL_OFFSETS, device=images01.device, dtype=images01.dtype)
     k = (hue6 + (6.0 * _per_sample(shifts, images01) + offsets.view(1, 3, 1, 1))).remainder_(6.0)
-    return maxc - chroma * torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
+    shade = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
+    return torch.addcmul(maxc, chroma, shade, value=-1.0)
 
 
 def grayscale_where(images01: Tensor, mask: Tensor) -> Tensor:

@@ -15,6 +15,7 @@ sibling directory that is renamed to ``root`` only once complete.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import shutil
@@ -148,10 +149,18 @@ def _coverage_mask(
     return np.asarray(small, dtype=np.float32)[..., None] / 255.0
 
 
+@functools.lru_cache(maxsize=8)
+def _unit_grid(size: int) -> np.ndarray:
+    """Pixel coordinates (y, x) in [0, 1), shared read-only by every image of one size."""
+    grid = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    grid.flags.writeable = False
+    return grid
+
+
 def _texture_field(rng: np.random.Generator, size: int) -> np.ndarray:
     """A background pattern in [0,1] (size x size) of a random kind, frequency and phase."""
     kind = TEXTURES[rng.integers(len(TEXTURES))]
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    yy, xx = _unit_grid(size)
     theta = rng.uniform(0, np.pi)
     u = xx * math.cos(theta) + yy * math.sin(theta)
     v = -xx * math.sin(theta) + yy * math.cos(theta)

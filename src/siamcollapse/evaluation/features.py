@@ -34,7 +34,7 @@ def _image_batches(data: dict[str, Any], root: Path, split: str, batch_size: int
         batches = ((images.images[i:i + batch_size], images.labels[i:i + batch_size])
                    for i in range(0, len(images), batch_size))
         return len(images), batches
-    stream = ImageFolderStream.from_root(root, split, data["image_size"])
+    stream = ImageFolderStream(root, split, data["image_size"])
     loader = DataLoader(stream, batch_size=batch_size, num_workers=num_workers, shuffle=False)
     return len(stream), iter(loader)
 

@@ -66,9 +66,7 @@ Labels = Mapping[str, Mapping[str, Any]]
 
 
 @contextlib.contextmanager
-def _figure(
-    path: str | os.PathLike, nrows: int = 1, ncols: int = 1, **kwargs: Any
-) -> Iterator[tuple]:
+def _figure(path: str | os.PathLike, nrows: int = 1, ncols: int = 1, **kwargs: Any) -> Iterator[tuple]:
     """Yield (fig, axes); save atomically on success and always close, even on error."""
     fig, axes = plt.subplots(nrows, ncols, squeeze=False, **kwargs)
     try:
@@ -83,9 +81,7 @@ def _is_baseline(info: Mapping[str, Any]) -> bool:
 
 
 def _group_title(method: str, arch: str, strategy: Any) -> str:
-    return " · ".join(
-        str(part) for part in (method, arch, strategy) if not _missing(part)
-    )
+    return " · ".join(str(part) for part in (method, arch, strategy) if not _missing(part))
 
 
 def _missing(value: Any) -> bool:
@@ -188,15 +184,11 @@ def _spectrum_panels(runs: list[str], labels: Labels) -> list[tuple[str, list[st
     panels = []
     for (method, arch, strategy), members in sorted(groups.items()):
         own = [r for r in baselines if str(labels[r]["arch"]) == arch]
-        panels.append(
-            (_group_title(method, arch, strategy), _run_order(members + own, labels))
-        )
+        panels.append((_group_title(method, arch, strategy), _run_order(members + own, labels)))
     covered = {arch for (_, arch, _) in groups}
     for arch in sorted({str(labels[r]["arch"]) for r in baselines} - covered):
         own = [r for r in baselines if str(labels[r]["arch"]) == arch]
-        panels.append(
-            (_group_title(BASELINE_METHOD, arch, None), _run_order(own, labels))
-        )
+        panels.append((_group_title(BASELINE_METHOD, arch, None), _run_order(own, labels)))
     return panels
 
 
@@ -269,7 +261,7 @@ _VIEWS = {
     "cumulative_explained_variance": _SpectrumView(
         title="Cumulative explained variance (area under curve = AUC, paper Eq. 2)",
         xlabel="fraction of dimensions k / d",
-        ylabel=r"$ev_k = \sum_{i \leq k} \sigma_i \,/\, \sum_i \sigma_i$ (fraction)",
+        ylabel=r"$ev_k = \Sigma_{i \leq k}\,\sigma_i \;/\; \Sigma_i\,\sigma_i$ (fraction)",
         y=metrics.cumulative_explained_variance,
         x=_relative_index,
         yscale="linear",
@@ -287,20 +279,13 @@ def _draw_panel(
     colors: FractionColors,
     view: _SpectrumView,
 ) -> None:
-    fractions = [
-        labels[r]["dataset_fraction"] for r in runs if not _is_baseline(labels[r])
-    ]
-    repeated = (
-        len(fractions) != len(set(fractions))
-        or sum(_is_baseline(labels[r]) for r in runs) > 1
-    )
+    fractions = [labels[r]["dataset_fraction"] for r in runs if not _is_baseline(labels[r])]
+    repeated = len(fractions) != len(set(fractions)) or sum(_is_baseline(labels[r]) for r in runs) > 1
     if view.reference is not None:
         view.reference(ax)
     for run in runs:
         values = np.asarray(spectra[run], dtype=np.float64)
-        style = _line_style(
-            run, labels[run], metrics.auc(values), colors, with_name=repeated
-        )
+        style = _line_style(run, labels[run], metrics.auc(values), colors, with_name=repeated)
         ax.plot(view.x(values.size), view.y(values), **style)
     ax.set_yscale(view.yscale)
     ax.grid(True, which="major", alpha=0.3)
@@ -312,22 +297,16 @@ def _draw_panel(
     )
 
 
-def _plot_spectra(
-    spectra: Spectra, labels: Labels, path: str | os.PathLike, view: _SpectrumView
-) -> None:
+def _plot_spectra(spectra: Spectra, labels: Labels, path: str | os.PathLike, view: _SpectrumView) -> None:
     """Shared body of the three spectrum plots: panels, colours, sorting, legend, axes."""
     if not spectra:
         raise ValueError("no spectra to plot")
     _check_labels(spectra, labels)
     runs = list(spectra)
-    colors = FractionColors.for_fractions(
-        [labels[r]["dataset_fraction"] for r in runs if not _is_baseline(labels[r])]
-    )
+    colors = FractionColors.for_fractions([labels[r]["dataset_fraction"] for r in runs if not _is_baseline(labels[r])])
     panels = _spectrum_panels(runs, labels)
     nrows, ncols = _grid(len(panels))
-    with _figure(
-        path, nrows, ncols, figsize=(6.0 * ncols, 4.6 * nrows), sharex=True, sharey=True
-    ) as (fig, axes):
+    with _figure(path, nrows, ncols, figsize=(6.0 * ncols, 4.6 * nrows), sharex=True, sharey=True) as (fig, axes):
         for ax, (title, members) in zip(axes.flat, panels):
             _draw_panel(ax, members, spectra, labels, colors, view)
             ax.set_title(title, fontsize="medium")
@@ -340,23 +319,17 @@ def _plot_spectra(
         fig.suptitle(view.title)
 
 
-def plot_singular_values(
-    spectra: Spectra, labels: Labels, path: str | os.PathLike
-) -> None:
+def plot_singular_values(spectra: Spectra, labels: Labels, path: str | os.PathLike) -> None:
     """Raw singular values: shows both scale and shape of each representation's spectrum."""
     _plot_spectra(spectra, labels, path, _VIEWS["singular_values"])
 
 
-def plot_normalized_spectrum(
-    spectra: Spectra, labels: Labels, path: str | os.PathLike
-) -> None:
+def plot_normalized_spectrum(spectra: Spectra, labels: Labels, path: str | os.PathLike) -> None:
     """σ_i/σ_1: the shape alone, comparable across runs whose feature scales differ."""
     _plot_spectra(spectra, labels, path, _VIEWS["normalized_spectrum"])
 
 
-def plot_cumulative_explained_variance(
-    spectra: Spectra, labels: Labels, path: str | os.PathLike
-) -> None:
+def plot_cumulative_explained_variance(spectra: Spectra, labels: Labels, path: str | os.PathLike) -> None:
     """ev_k vs k/d: the curve whose mean is the paper's AUC, beside the flat-spectrum line."""
     _plot_spectra(spectra, labels, path, _VIEWS["cumulative_explained_variance"])
 
@@ -444,15 +417,18 @@ def _correlation_title(table: pd.DataFrame) -> str:
     title = "Linear top-1 accuracy vs collapse (AUC)"
     if corr is None:
         return title
-    return (
-        f"{title}\ntrained runs: Pearson r = {corr.pearson:+.2f}, "
-        f"Spearman ρ = {corr.spearman:+.2f} (n = {corr.n})"
-    )
+    return f"{title}\ntrained runs: Pearson r = {corr.pearson:+.2f}, Spearman ρ = {corr.spearman:+.2f} (n = {corr.n})"
 
 
-def _annotate(ax: Any, x: float, y: float, text: str) -> None:
+def _annotate(ax: Any, x: float, y: float, text: str, left: bool = False) -> None:
+    """Label a point; ``left`` for points that tend to sit at the right edge (random init)."""
     ax.annotate(
-        text, (x, y), xytext=(5, 4), textcoords="offset points", fontsize="x-small"
+        text,
+        (x, y),
+        xytext=(-6, 4) if left else (5, 4),
+        textcoords="offset points",
+        ha="right" if left else "left",
+        fontsize="x-small",
     )
 
 
@@ -470,9 +446,7 @@ def _marker_handle(marker: str, label: str, face: str = "white") -> Line2D:
     )
 
 
-def _scatter_groups(
-    ax: Any, points: pd.DataFrame, colors: FractionColors
-) -> list[Line2D]:
+def _scatter_groups(ax: Any, points: pd.DataFrame, colors: FractionColors) -> list[Line2D]:
     handles = []
     for i, (title, rows) in enumerate(_groups(points)):
         marker = _MARKERS[i % len(_MARKERS)]
@@ -512,7 +486,7 @@ def _scatter_baselines(ax: Any, points: pd.DataFrame) -> list[Line2D]:
         linewidths=0.6,
     )
     for _, row in baselines.iterrows():
-        _annotate(ax, row["auc"], row["linear_top1"], "random init")
+        _annotate(ax, row["auc"], row["linear_top1"], "random init", left=True)
     return [_marker_handle("X", "random init (untrained)", face=BASELINE_COLOR)]
 
 
@@ -538,9 +512,7 @@ def plot_auc_vs_accuracy(table: pd.DataFrame, path: str | os.PathLike) -> None:
 # --------------------------------------------------------------------------- everything
 
 
-def labels_from_table(
-    table: pd.DataFrame, runs: list[str]
-) -> dict[str, dict[str, Any]]:
+def labels_from_table(table: pd.DataFrame, runs: list[str]) -> dict[str, dict[str, Any]]:
     """The per-run labels the spectrum plots need, looked up in the run table."""
     indexed = table.set_index("run")
     unknown = [r for r in runs if r not in indexed.index]
@@ -549,18 +521,14 @@ def labels_from_table(
     return {r: {k: indexed.at[r, k] for k in LABEL_KEYS} for r in runs}
 
 
-def make_all_figures(
-    table: pd.DataFrame, spectra: Mapping[str, np.ndarray], out_dir: str | os.PathLike
-) -> list[Path]:
+def make_all_figures(table: pd.DataFrame, spectra: Mapping[str, np.ndarray], out_dir: str | os.PathLike) -> list[Path]:
     """Write the five standard figures into ``out_dir`` and return their paths."""
     out_dir = Path(out_dir)
     labels = labels_from_table(table, list(spectra))
     paths = {key: out_dir / name for key, name in FIGURE_NAMES.items()}
     plot_singular_values(spectra, labels, paths["singular_values"])
     plot_normalized_spectrum(spectra, labels, paths["normalized_spectrum"])
-    plot_cumulative_explained_variance(
-        spectra, labels, paths["cumulative_explained_variance"]
-    )
+    plot_cumulative_explained_variance(spectra, labels, paths["cumulative_explained_variance"])
     plot_auc_vs_fraction(table, paths["auc_vs_fraction"])
     plot_auc_vs_accuracy(table, paths["auc_vs_linear_top1"])
     return list(paths.values())

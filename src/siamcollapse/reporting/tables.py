@@ -55,18 +55,12 @@ def _check_values(table: pd.DataFrame) -> None:
     """Reject what would silently corrupt plots: duplicate names, fractions outside (0, 1]."""
     duplicated = table.loc[table["run"].duplicated(), "run"].tolist()
     if duplicated:
-        raise ValueError(
-            f"run names must be unique; repeated: {sorted(set(duplicated))}"
-        )
+        raise ValueError(f"run names must be unique; repeated: {sorted(set(duplicated))}")
     trained = table[~is_baseline(table)]
-    bad = trained[
-        ~((trained["dataset_fraction"] > 0) & (trained["dataset_fraction"] <= 1))
-    ]
+    bad = trained[~((trained["dataset_fraction"] > 0) & (trained["dataset_fraction"] <= 1))]
     if not bad.empty:
         row = bad.iloc[0]
-        raise ValueError(
-            f"run {row['run']!r}: dataset_fraction must be in (0, 1], got {row['dataset_fraction']}"
-        )
+        raise ValueError(f"run {row['run']!r}: dataset_fraction must be in (0, 1], got {row['dataset_fraction']}")
 
 
 def is_baseline(table: pd.DataFrame) -> pd.Series:
@@ -77,9 +71,7 @@ def is_baseline(table: pd.DataFrame) -> pd.Series:
 def sort_run_table(table: pd.DataFrame) -> pd.DataFrame:
     """Order rows by group then fraction, random-init last, so that tables read as a trend."""
     keyed = table.assign(_baseline=is_baseline(table))
-    keyed = keyed.sort_values(
-        ["_baseline", *GROUP_COLUMNS, "dataset_fraction", "run"], kind="stable"
-    )
+    keyed = keyed.sort_values(["_baseline", *GROUP_COLUMNS, "dataset_fraction", "run"], kind="stable")
     return keyed.drop(columns="_baseline").reset_index(drop=True)
 
 
@@ -89,9 +81,7 @@ def build_run_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
         _check_record(index, record)
     extras: list[str] = []
     for record in records:
-        extras += [
-            key for key in record if key not in RUN_COLUMNS and key not in extras
-        ]
+        extras += [key for key in record if key not in RUN_COLUMNS and key not in extras]
     table = pd.DataFrame.from_records(list(records), columns=RUN_COLUMNS + extras)
     for column in _NUMERIC_COLUMNS:
         table[column] = pd.to_numeric(table[column], errors="raise").astype(float)
@@ -134,9 +124,7 @@ def correlation(x: Iterable[float], y: Iterable[float]) -> Correlation | None:
     )
 
 
-def auc_accuracy_correlation(
-    table: pd.DataFrame, accuracy: str = "linear_top1"
-) -> Correlation | None:
+def auc_accuracy_correlation(table: pd.DataFrame, accuracy: str = "linear_top1") -> Correlation | None:
     """Correlation of AUC with an accuracy over trained runs (random-init excluded: it is no
     point on the data-size trend, and its far-off accuracy would dominate the coefficient)."""
     trained = table[~is_baseline(table)]
@@ -163,9 +151,7 @@ def _number(decimals: int) -> Callable[[Any], str]:
 
 
 def _text(value: Any) -> str:
-    return (
-        _MISSING if value is None or pd.isna(value) else str(value).replace("|", "\\|")
-    )
+    return _MISSING if value is None or pd.isna(value) else str(value).replace("|", "\\|")
 
 
 @dataclass(frozen=True)
@@ -196,19 +182,14 @@ _METRIC_NOTES = [
         "one; lower = less collapse."
     ),
     "- **linear top-1**: top-1 accuracy (%) of a linear classifier on frozen features.",
-    "- **kNN top-1**: top-1 accuracy (%) of a k-nearest-neighbour classifier at k = 20.",
+    "- **kNN top-1**: top-1 accuracy (%) of a weighted k-nearest-neighbour classifier (cosine){knn_k}.",
     "- **data**: fraction of the training set used for pretraining (random-init: untrained).",
 ]
 
 
 def _cells(row: pd.Series, columns: list[_Column]) -> list[str]:
     baseline = row["method"] == BASELINE_METHOD
-    return [
-        _MISSING
-        if (baseline and col.key == "dataset_fraction")
-        else col.fmt(row[col.key])
-        for col in columns
-    ]
+    return [_MISSING if (baseline and col.key == "dataset_fraction") else col.fmt(row[col.key]) for col in columns]
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -218,9 +199,7 @@ def markdown_table(table: pd.DataFrame) -> str:
         "| " + " | ".join(col.header for col in columns) + " |",
         "|" + "|".join("---:" if col.numeric else "---" for col in columns) + "|",
     ]
-    lines += [
-        "| " + " | ".join(_cells(row, columns)) + " |" for _, row in table.iterrows()
-    ]
+    lines += ["| " + " | ".join(_cells(row, columns)) + " |" for _, row in table.iterrows()]
     return "\n".join(lines)
 
 
@@ -228,11 +207,7 @@ def _correlation_sentence(table: pd.DataFrame) -> str | None:
     corr = auc_accuracy_correlation(table)
     if corr is None:
         return None
-    direction = (
-        "less collapse (lower AUC)"
-        if corr.pearson < 0
-        else "more collapse (higher AUC)"
-    )
+    direction = "less collapse (lower AUC)" if corr.pearson < 0 else "more collapse (higher AUC)"
     return (
         f"across {corr.n} trained runs, AUC and linear top-1 correlate with Pearson "
         f"r = {corr.pearson:+.2f} (Spearman ρ = {corr.spearman:+.2f}): "
@@ -245,9 +220,7 @@ def _baseline_sentence(table: pd.DataFrame) -> str | None:
     if trained.empty:
         return None
     best = trained.loc[trained["linear_top1"].idxmax()]
-    floor = table[is_baseline(table) & (table["arch"] == best["arch"])][
-        "linear_top1"
-    ].dropna()
+    floor = table[is_baseline(table) & (table["arch"] == best["arch"])]["linear_top1"].dropna()
     if floor.empty:
         return None
     gain = best["linear_top1"] - floor.mean()
@@ -268,15 +241,20 @@ def finding_line(table: pd.DataFrame) -> str:
     return f"**Finding:** {body[0].upper()}{body[1:]}."
 
 
-def run_table_markdown(
-    table: pd.DataFrame, title: str = "Dimensional collapse: run summary"
-) -> str:
+def _knn_k_note(table: pd.DataFrame) -> str:
+    """The k of the table's knn_top1 column, as recorded by the kNN stage."""
+    if "knn_k" not in table.columns or table["knn_k"].dropna().empty:
+        return ""
+    return f" at k = {int(table['knn_k'].dropna().iloc[0])}"
+
+
+def run_table_markdown(table: pd.DataFrame, title: str = "Dimensional collapse: run summary") -> str:
     """The whole Markdown summary: title, metric notes, table, finding."""
     return (
         "\n\n".join(
             [
                 f"# {title}",
-                "\n".join(_METRIC_NOTES),
+                "\n".join(_METRIC_NOTES).format(knn_k=_knn_k_note(table)),
                 markdown_table(table),
                 finding_line(table),
             ]
@@ -285,9 +263,7 @@ def run_table_markdown(
     )
 
 
-def write_run_table(
-    table: pd.DataFrame, csv_path: str | os.PathLike, markdown_path: str | os.PathLike
-) -> None:
+def write_run_table(table: pd.DataFrame, csv_path: str | os.PathLike, markdown_path: str | os.PathLike) -> None:
     """Write the CSV (machine-readable) and the Markdown summary (human-readable), atomically."""
     with io.atomic_path(csv_path) as tmp:
         table.to_csv(tmp, index=False)
@@ -299,9 +275,7 @@ def write_run_table(
 
 def _check_spectrum(values: np.ndarray, where: str) -> np.ndarray:
     if values.ndim != 1 or values.size == 0:
-        raise ValueError(
-            f"{where}: a spectrum is a non-empty 1-D array, got shape {values.shape}"
-        )
+        raise ValueError(f"{where}: a spectrum is a non-empty 1-D array, got shape {values.shape}")
     if not np.all(np.isfinite(values)) or np.any(values < 0):
         raise ValueError(f"{where}: singular values must be finite and non-negative")
     return values
@@ -322,9 +296,7 @@ def read_spectrum(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     lines = path.read_text().split()
     if not lines or lines[0].strip() != SPECTRUM_HEADER:
-        raise ValueError(
-            f"{path}: expected the header {SPECTRUM_HEADER!r} on the first line"
-        )
+        raise ValueError(f"{path}: expected the header {SPECTRUM_HEADER!r} on the first line")
     try:
         values = np.array([float(line) for line in lines[1:]], dtype=np.float64)
     except ValueError as err:

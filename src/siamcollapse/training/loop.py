@@ -86,9 +86,21 @@ def _pair_source(settings: dict[str, Any], data_root: Path, device: torch.device
     if data["in_memory"]:
         train = load_split(data["source"], data_root, "train", data["image_size"])
         return InMemoryPairs(train.images, augment, device), len(train)
-    stream = ImageFolderStream.from_root(data_root, "train", data["image_size"])
+    # Random crops are taken from the whole image, resized so its shorter side is 8/7 of the input
+    # size (256 for 224, as ImageNet's evaluation resize), not from a centre crop.
+    stream = ImageFolderStream(data_root, "train", data["image_size"], transform=_shorter_side(data["image_size"] * 8 // 7))
     pairs = StreamingPairs(stream, augment, device, settings["pretrain"]["num_workers"], settings["pretrain"]["seed"])
     return pairs, len(stream)
+
+
+def _shorter_side(size: int):
+    from PIL import Image
+
+    def resize(image: Image.Image) -> Image.Image:
+        scale = size / min(image.size)
+        return image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
+
+    return resize
 
 
 def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None, run_dir: Path) -> RunFiles:
