@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .errors import UserInputError
 
@@ -54,8 +54,8 @@ def _pretrain(args: argparse.Namespace) -> None:
 
 def _extract(args: argparse.Namespace) -> None:
     from .evaluation.features import extract
-    from .metrics import spectrum_summary
     from .io import write_json
+    from .metrics import spectrum_summary
     from .reporting.tables import write_spectrum
     from .training.checkpoint import load_backbone
 

@@ -123,6 +123,16 @@ def test_colour_ops_hit_the_configured_fraction_of_images(changes: dict, p: floa
     assert changed.float().mean().item() == pytest.approx(p, abs=0.03)
 
 
+def test_brightness_factors_span_the_colorjitter_range() -> None:
+    images = 0.25 + 0.5 * unit_images(2000, 4)  # far from 0 and 1: no clamping
+    out = BatchAugment(replace(OFF, jitter_p=1.0, contrast=0, saturation=0, hue=0), 4).colour(
+        images, gen())
+    factors = (out / images).mean(dim=(1, 2, 3))
+    assert factors.min() >= 0.6 - 1e-5 and factors.max() <= 1.4 + 1e-5
+    assert factors.min() < 0.61 and factors.max() > 1.39
+    assert factors.mean().item() == pytest.approx(1.0, abs=0.02)
+
+
 # --------------------------------------------------------------------------- colour ops
 
 

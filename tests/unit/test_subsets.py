@@ -1,5 +1,7 @@
 """Nested, seeded, optionally stratified subsets."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,7 @@ FRACTIONS = [0.01, 0.05, 0.1, 0.2, 0.5, 1.0]
 @pytest.mark.parametrize("stratified", [True, False])
 def test_smaller_fractions_are_contained_in_larger_ones(stratified):
     subsets = [set(subset_indices(LABELS, f, seed=3, stratified=stratified)) for f in FRACTIONS]
-    for small, large in zip(subsets, subsets[1:]):
+    for small, large in itertools.pairwise(subsets):
         assert small < large
     assert subsets[-1] == set(range(len(LABELS)))
 

@@ -287,8 +287,9 @@ class BatchAugment(torch.nn.Module):
     """One random MoCo-v2 view per image of a uint8 batch, on the batch's device.
 
     Random parameters come from ``generator`` (a CPU generator; None = torch's global
-    one) so a seeded run is reproducible
-    on any device; only the small parameter tensors are moved to the images.
+    one) so a seeded run is reproducible on any device; only the small parameter
+    tensors are moved to the images. Every call draws the same amount of randomness
+    whatever the coins say, so one stage's outcome never shifts the next stage's draws.
     """
 
     def __init__(self, config: AugmentConfig, output_size: int) -> None:

@@ -12,7 +12,7 @@ Two ways to feed the training device, behind one interface (``pairs(batch_indice
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset

@@ -51,9 +51,9 @@ def write_subset(path: str | Path, labels: np.ndarray, fraction: float, seed: in
         "fraction": fraction,
         "seed": seed,
         "stratified": stratified,
-        "num_train": int(len(labels)),
-        "count": int(len(indices)),
-        "classes_present": int(len(np.unique(np.asarray(labels)[indices]))),
+        "num_train": len(labels),
+        "count": len(indices),
+        "classes_present": len(np.unique(np.asarray(labels)[indices])),
         "indices": indices.tolist(),
     }
     write_json(path, record)

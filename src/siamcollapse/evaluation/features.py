@@ -6,8 +6,9 @@ in memory) while the training set's spectrum is accumulated on the fly.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch

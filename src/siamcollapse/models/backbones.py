@@ -87,4 +87,4 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["ARCHS", "build_backbone", "backbone_from_config", "state_fingerprint", "count_parameters"]
+__all__ = ["ARCHS", "backbone_from_config", "build_backbone", "count_parameters", "state_fingerprint"]
