@@ -16,6 +16,16 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+# The stage commands are found on PATH (the environment that has siamcollapse installed).
+envvars:
+    "PATH",
+
+
+# Every rule runs in the project's image when `--software-deployment-method apptainer` is
+# given (build it from containers/Dockerfile); otherwise in the current environment.
+container: "docker://siamcollapse/siamcollapse:0.1.0"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/pretrain.smk"

@@ -79,6 +79,29 @@ def _describe(error) -> str:
     return error.message
 
 
+def _types(subschema: dict) -> set[str]:
+    kind = subschema.get("type", [])
+    return {kind} if isinstance(kind, str) else set(kind)
+
+
+def coerce_strings(instance: dict, schema: dict, root: dict | None = None) -> dict:
+    """Parse strings as YAML where the schema wants a number, boolean, list or null, in place.
+
+    Snakemake's ``--config 'pretrain={epochs: 2}'`` delivers every nested value as a string.
+    """
+    root = root if root is not None else schema
+    for name, value in list(instance.items()):
+        subschema = _resolve(schema.get("properties", {}).get(name) or schema.get("additionalProperties") or {}, root)
+        if isinstance(value, str) and _types(subschema) and "string" not in _types(subschema):
+            try:
+                instance[name] = yaml.safe_load(value)
+            except yaml.YAMLError:
+                pass  # left as is: validation names the key
+        elif isinstance(value, dict):
+            coerce_strings(value, subschema, root)
+    return instance
+
+
 def validate_config(config: dict[str, Any], schema_path: str | Path, source: str = "config") -> dict:
     """Validate ``config`` in place against the schema, filling defaults; return it.
 
@@ -87,6 +110,7 @@ def validate_config(config: dict[str, Any], schema_path: str | Path, source: str
     from jsonschema import Draft202012Validator
 
     schema = load_yaml(schema_path)
+    coerce_strings(config, schema)
     errors = sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
         first = errors[0]

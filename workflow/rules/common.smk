@@ -46,6 +46,11 @@ def run_path(run, name):
     return str(plan.run_dir(config, run) / name)
 
 
+def run_files(name):
+    """The file ``name`` of every run directory (inputs of the results rules)."""
+    return [run_path(run, name) for run in RUNS]
+
+
 def pretrain_inputs(wildcards):
     run = RUNS[wildcards.run]
     inputs = {"data": DATA_ROOT}

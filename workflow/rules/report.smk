@@ -1,10 +1,6 @@
 # Results: the run table (CSV + Markdown) and the figures, with captions for the HTML report.
 
 
-def run_files(name):
-    return [run_path(run, name) for run in RUNS]
-
-
 rule collect_tables:
     input:
         info=run_files("run.json"),
