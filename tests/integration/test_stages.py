@@ -161,3 +161,17 @@ def test_console_script_lists_every_stage():
     help_text = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
     for stage in ["prepare-data", "make-subset", "pretrain", "extract", "linear-probe", "knn", "collect", "plot"]:
         assert stage in help_text
+
+
+def test_streaming_from_disk_trains_and_extracts_the_same_features_as_in_memory(tiny_dataset: Path, pipeline: Path,
+                                                                                 tmp_path: Path):
+    streaming = {**TINY, "data": {**TINY["data"], "in_memory": False}}
+    run_cli("make-subset", "--data-root", tiny_dataset, "--fraction", "1.0", "--out", tmp_path / "s.json")
+    assert run_cli("pretrain", "--settings", json.dumps(streaming), "--data-root", tiny_dataset,
+                   "--subset", tmp_path / "s.json", "--out-dir", tmp_path / "run") == 0
+    assert len((tmp_path / "run" / "train_log.csv").read_text().splitlines()) == 3
+    out = tmp_path / "features"
+    assert run_cli("extract", "--checkpoint", pipeline / "checkpoint.pt", "--data-root", tiny_dataset,
+                   "--no-in-memory", "--num-workers", "0", "--features-dir", out,
+                   "--spectrum", tmp_path / "spectrum.csv", "--summary", tmp_path / "spectrum.json") == 0
+    assert np.allclose(np.load(out / "val.npy"), np.load(pipeline / "features" / "val.npy"), atol=1e-5)

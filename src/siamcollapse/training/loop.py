@@ -85,12 +85,11 @@ def _pair_source(settings: dict[str, Any], data_root: Path, device: torch.device
     augment = BatchAugment(augment_config(settings["augment"]), data["image_size"])
     if data["in_memory"]:
         train = load_split(data["source"], data_root, "train", data["image_size"])
-        return InMemoryPairs(train.images, augment, device), len(train)
+        return InMemoryPairs(train.images, augment, device)
     # Random crops are taken from the whole image, resized so its shorter side is 8/7 of the input
     # size (256 for 224, as ImageNet's evaluation resize), not from a centre crop.
     stream = ImageFolderStream(data_root, "train", data["image_size"], transform=_shorter_side(data["image_size"] * 8 // 7))
-    pairs = StreamingPairs(stream, augment, device, settings["pretrain"]["num_workers"], settings["pretrain"]["seed"])
-    return pairs, len(stream)
+    return StreamingPairs(stream, augment, device, settings["pretrain"]["num_workers"], settings["pretrain"]["seed"])
 
 
 def _shorter_side(size: int):
@@ -119,7 +118,7 @@ def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None
     device = accelerator.device
     num_train = len(scan_labels(settings["data"]["source"], data_root, "train")[0])
     indices = torch.from_numpy(read_subset(subset_path, num_train))
-    pairs, _ = _pair_source(settings, data_root, device)
+    pairs = _pair_source(settings, data_root, device)
     model = build_method(hp["method"], backbone, hp)
     if device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model).to(memory_format=torch.channels_last)
