@@ -29,7 +29,7 @@ def external_dataset_override(config_name: str, workdir: Path) -> list[str]:
 
 def job_counts(dry_run_output: str) -> dict[str, int]:
     table = dry_run_output.split("Job stats:")[1]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
 
 
 @pytest.mark.parametrize("config_name", CONFIGS)
