@@ -288,6 +288,11 @@ def _draw_panel(
         style = _line_style(run, labels[run], metrics.auc(values), colors, with_name=repeated)
         ax.plot(view.x(values.size), view.y(values), **style)
     ax.set_yscale(view.yscale)
+    if view.yscale == "log":
+        # Round-off values of a rank-deficient spectrum (1e-20 and below) would squash the
+        # curves worth reading; show seven decades below the top.
+        top = max(float(np.max(view.y(np.asarray(spectra[r], dtype=np.float64)))) for r in runs)
+        ax.set_ylim(bottom=top * 1e-7)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(
         loc=view.legend_loc,
