@@ -93,13 +93,21 @@ def coerce_strings(instance: dict, schema: dict, root: dict | None = None) -> di
     for name, value in list(instance.items()):
         subschema = _resolve(schema.get("properties", {}).get(name) or schema.get("additionalProperties") or {}, root)
         if isinstance(value, str) and _types(subschema) and "string" not in _types(subschema):
-            try:
-                instance[name] = yaml.safe_load(value)
-            except yaml.YAMLError:
-                pass  # left as is: validation names the key
+            instance[name] = _parse_scalar(value)  # unparsable: left as is, validation names the key
         elif isinstance(value, dict):
             coerce_strings(value, subschema, root)
+        elif isinstance(value, list) and "string" not in _types(subschema.get("items", {})):
+            instance[name] = [_parse_scalar(item) for item in value]
     return instance
+
+
+def _parse_scalar(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
 
 
 def validate_config(config: dict[str, Any], schema_path: str | Path, source: str = "config") -> dict:

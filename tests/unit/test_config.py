@@ -93,11 +93,13 @@ def test_missing_external_dataset_root_is_an_error(tmp_path):
 
 def test_strings_from_the_snakemake_command_line_are_parsed_where_the_schema_wants_numbers():
     config = validate_config({"pretrain": {"epochs": "2", "base_lr": "0.1", "fix_pred_lr": "false"},
-                              "runs": {"r": {"fractions": "[0.5, 1.0]", "pretrain": {"batch_size": "32"}}},
+                              "runs": {"r": {"fractions": "[0.5, 1.0]", "pretrain": {"batch_size": "32"}},
+                                       "s": {"fractions": ["0.25", "1.0"]}},
                               "dataset": {"root": "123"}}, SCHEMA)
     assert config["pretrain"]["epochs"] == 2 and config["pretrain"]["base_lr"] == 0.1
     assert config["pretrain"]["fix_pred_lr"] is False
     assert config["runs"]["r"]["fractions"] == [0.5, 1.0] and config["runs"]["r"]["pretrain"]["batch_size"] == 32
+    assert config["runs"]["s"]["fractions"] == [0.25, 1.0]
     assert config["dataset"]["root"] == "123"  # a string where the schema wants one
     with pytest.raises(UserInputError, match="pretrain.epochs"):
         validate_config({"pretrain": {"epochs": "two"}}, SCHEMA)
