@@ -6,14 +6,20 @@
 #
 # The DAG: dataset -> nested subsets -> pretraining (+ random-init baseline) -> features and
 # spectrum -> linear probe, kNN -> tables, figures. Every rule shells out to one
-# `siamcollapse <stage>` command; the stage code lives in src/siamcollapse.
+# `siamcollapse <stage> --config FILE ...` command; the stage code lives in src/siamcollapse.
+# dvc.yaml is generated from this workflow (`siamcollapse dvc-yaml`): same commands and outputs.
 
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# config.yaml is the default experiment; `--configfile X` replaces it (never merges into it,
+# so every config file describes its whole experiment on top of the schema's defaults).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
 
 
 # The stage commands are found on PATH (the environment that has siamcollapse installed).

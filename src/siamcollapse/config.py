@@ -1,8 +1,9 @@
 """Experiment configuration: validation against the JSON schema and defaults.
 
-The schema (``workflow/schemas/config.schema.yaml``) is the single description of every key:
-its type, allowed values and default. Validation fills in defaults and turns the first
-violation into one message that names the dotted key, before any job runs.
+The schema (``config.schema.yaml`` next to this module) is the single description of every
+key: its type, allowed values and default. Validation fills in defaults and turns the first
+violation into one message that names the dotted key, before any job runs. Snakemake (at DAG
+build time) and every stage command (at run time) load a config through the same functions.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 import yaml
 
 from .errors import UserInputError
+
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -110,7 +113,7 @@ def _parse_scalar(value: Any) -> Any:
         return value
 
 
-def validate_config(config: dict[str, Any], schema_path: str | Path, source: str = "config") -> dict:
+def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PATH, source: str = "config") -> dict:
     """Validate ``config`` in place against the schema, filling defaults; return it.
 
     Raises UserInputError naming the first offending dotted key.
@@ -126,7 +129,7 @@ def validate_config(config: dict[str, Any], schema_path: str | Path, source: str
     return fill_defaults(config, schema)
 
 
-def schema_defaults(schema_path: str | Path) -> dict[str, Any]:
+def schema_defaults(schema_path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
     """The configuration made of defaults alone (for documentation and tests)."""
     return fill_defaults({}, load_yaml(schema_path))
 
@@ -155,3 +158,37 @@ def nest_dotted_keys(config: dict[str, Any]) -> dict[str, Any]:
             node = child
         node[leaf] = value
     return config
+
+
+def load_experiment(configfiles: list[str | Path], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The validated config of an experiment: files merged in order, then ``overrides`` on top.
+
+    This is what Snakemake builds from ``--configfile ... --config ...``; stage commands get the
+    same files and overrides, so both see one configuration.
+    """
+    if not configfiles:
+        raise UserInputError("no config file given")
+    config: dict[str, Any] = {}
+    for path in configfiles:
+        config = deep_merge(config, load_yaml(path))
+    config = deep_merge(config, nest_dotted_keys(copy.deepcopy(overrides or {})))
+    source = str(configfiles[-1]) if len(configfiles) == 1 else "config"
+    return validate_config(nest_dotted_keys(config), source=source)
+
+
+def get_dotted(config: dict[str, Any], key: str) -> Any:
+    """``get_dotted(c, "a.b")`` is ``c["a"]["b"]``; KeyError if any part is missing."""
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(key)
+        node = node[part]
+    return node
+
+
+def has_dotted(config: dict[str, Any], key: str) -> bool:
+    try:
+        get_dotted(config, key)
+    except KeyError:
+        return False
+    return True

@@ -1,8 +1,9 @@
 """The experiment plan: which runs a validated config asks for, and each stage's settings.
 
 Both workflow engines read the DAG from here, so a run's name, directory and settings are
-computed in one place. Each stage receives exactly the settings it uses, so a change of one
-key invalidates only the stages (and runs) that read it.
+computed in one place. ``stage_config_keys`` names the config keys each stage reads: Snakemake
+records their values as rule params and DVC declares them as stage ``params:``, so a change of
+one key reruns only the stages (and runs) that read it, in either engine.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import deep_merge
+from .config import deep_merge, get_dotted
 from .errors import UserInputError
 
 RANDOM_INIT = "random-init"
@@ -72,7 +73,7 @@ def expand_runs(config: dict[str, Any]) -> dict[str, Run]:
     if config["random_init_baseline"]:
         for model in baselines.values():
             name = _baseline_name(model, runs)
-            runs[name] = Run(name, RANDOM_INIT, RANDOM_INIT, "none", None, model, dict(config["pretrain"]))
+            runs[name] = Run(name, RANDOM_INIT, RANDOM_INIT, "none", None, model, {"seed": config["pretrain"]["seed"]})
     return runs
 
 
@@ -81,6 +82,16 @@ def _baseline_name(model: dict[str, Any], taken: dict[str, Run]) -> str:
     if name in taken:  # two models share an architecture name: tell them apart by width
         name = f"{name}-w{model['width']}-{model['stem']}"
     return name
+
+
+def find_run(config: dict[str, Any], name: str) -> Run:
+    runs = expand_runs(config)
+    if name not in runs:
+        raise UserInputError(
+            f"run '{name}' is not in this config (its runs: {', '.join(runs)}); if dvc repro ran this, "
+            "dvc.yaml is out of date: regenerate it with `siamcollapse dvc-yaml`"
+        )
+    return runs[name]
 
 
 def fractions(config: dict[str, Any]) -> list[float]:
@@ -106,8 +117,41 @@ def subset_file(config: dict[str, Any], fraction: float) -> Path:
 # --- stage settings -----------------------------------------------------------------------
 
 
+# Config keys (dotted, at the granularity the stage reads them) of the stages that do not
+# depend on the run; tables and figures read only the runs' result files.
+STAGE_CONFIG_KEYS: dict[str, list[str]] = {
+    "prepare_data": ["embedded"],
+    "make_subset": ["dataset.source", "subsets"],
+    "extract_features": ["dataset", "evaluation"],
+    "linear_probe": ["linear_probe"],
+    "knn": ["knn"],
+    "collect_tables": [],
+    "plot_figures": [],
+}
+
+
+def stage_config_keys(config: dict[str, Any], stage: str, run: Run | None = None) -> list[str]:
+    """The config keys ``stage`` (of ``run``, for pretraining) reads: its DVC params."""
+    if stage != "pretrain":
+        return list(STAGE_CONFIG_KEYS[stage])
+    if run is None:
+        raise ValueError("the pretrain stage's keys depend on the run")
+    if run.is_baseline:  # an untrained backbone: only its architecture and the init seed matter
+        groups = [g for g, spec in config["runs"].items() if deep_merge(config["model"], spec.get("model", {})) == run.model]
+        return ["model", "pretrain.seed", *[f"runs.{g}.model" for g in groups if "model" in config["runs"][g]]]
+    overrides = [f"runs.{run.group}.{section}" for section in ("model", "pretrain") if section in config["runs"][run.group]]
+    return ["dataset", "model", "pretrain", "augment", *overrides]
+
+
+def stage_settings(config: dict[str, Any], stage: str, run: Run | None = None) -> dict[str, Any]:
+    """``{key: resolved value}`` of every key the stage reads (Snakemake's rule params)."""
+    return {key: get_dotted(config, key) for key in stage_config_keys(config, stage, run)}
+
+
 def pretrain_settings(config: dict[str, Any], run: Run) -> dict[str, Any]:
     """Everything the pretraining stage of ``run`` depends on, besides its input files."""
+    if run.is_baseline:
+        return {"run": run.info(), "model": run.model, "pretrain": run.pretrain}
     dataset = config["dataset"]
     return {
         "run": run.info(),

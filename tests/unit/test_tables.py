@@ -197,7 +197,11 @@ def test_spectrum_round_trip_exact(tmp_path: Path) -> None:
     back = read_spectrum(tmp_path / "s.csv")
     assert back.dtype == np.float64 and back.shape == (512,)
     np.testing.assert_array_equal(back.astype(np.float32), values)
-    assert (tmp_path / "s.csv").read_text().splitlines()[0] == "singular_value"
+    table = pd.read_csv(tmp_path / "s.csv")
+    assert list(table["index"]) == list(range(1, 513))
+    np.testing.assert_allclose(table["normalized_singular_value"], back / back[0])
+    np.testing.assert_allclose(table["cumulative_explained_variance"], np.cumsum(back) / back.sum())
+    assert table["cumulative_explained_variance"].iloc[-1] == pytest.approx(1.0)
     assert [p.name for p in tmp_path.iterdir()] == ["s.csv"]
 
 

@@ -1,26 +1,73 @@
-"""Helpers to run the real Snakemake CLI on the repository's Snakefile in a scratch directory."""
+"""Helpers to run the real Snakemake and DVC CLIs on the repository's workflow in scratch directories."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+BIN = Path(sys.executable).parent
+SNAKEMAKE = BIN / "snakemake"
+# What a clone of the project holds that the workflow engines read (tests edit copies of these).
+PROJECT_FILES = ["Snakefile", "workflow", "configs", "config.yaml", "profiles", "README.md", "dvc.yaml",
+                 ".dvcignore", ".dvc/config"]
+
+
+def _run(cmd: list[str], cwd: Path, check: bool, timeout: int) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")])}
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd[:3])} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
 
 
 def snakemake(workdir: Path, *args: str | Path, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run snakemake on the repository's Snakefile with ``workdir`` as working directory."""
     cmd = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *map(str, args)]
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, cwd=workdir)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
+    return _run(cmd, workdir, check, timeout)
+
+
+def in_project(project: Path, tool: str, *args: str | Path, check: bool = True, timeout: int = 600):
+    """Run ``tool`` (snakemake, dvc, siamcollapse) inside a project copy, as a user in a clone would."""
+    return _run([str(BIN / tool), *map(str, args)], project, check, timeout)
+
+
+def copy_project(dest: Path) -> Path:
+    """The project's workflow files in ``dest``, a DVC project without git (the code stays installed)."""
+    for name in PROJECT_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    in_project(dest, "dvc", "config", "core.no_scm", "true")
+    return dest
+
+
+def edit_yaml(path: Path, *changes: tuple[str, object]) -> None:
+    """Set dotted keys of a YAML file, e.g. ("linear_probe.lr", 0.2)."""
+    data = yaml.safe_load(path.read_text())
+    for dotted, value in changes:
+        *parents, leaf = dotted.split(".")
+        node = data
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return copy_project(tmp_path / "project")

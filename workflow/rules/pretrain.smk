@@ -1,6 +1,6 @@
 # Self-supervised pretraining of every run, and the untrained random-init baselines.
-# The run's resolved settings travel as JSON on the command line: a change of any key the run
-# uses changes its command (and so reruns it, and only it).
+# The stage reads the run's settings from the config by its name; the params record exactly
+# the keys it reads, so editing one run group's settings reruns that group's runs only.
 
 
 rule pretrain:
@@ -12,7 +12,8 @@ rule pretrain:
         info=OUT / "runs" / "{run}" / "run.json",
         settings=OUT / "runs" / "{run}" / "config.yaml",
     params:
-        settings=lambda w: json.dumps(plan.pretrain_settings(config, RUNS[w.run]), sort_keys=True),
+        config=CONFIG_ARGS,
+        settings=settings_of("pretrain"),
         subset=pretrain_subset_arg,
         run_dir=lambda w: plan.run_dir(config, w.run),
     log:
@@ -21,5 +22,5 @@ rule pretrain:
     resources:
         **resources_of("pretrain"),
     shell:
-        "siamcollapse --threads {threads} pretrain --settings {params.settings:q}"
-        " --data-root {input.data} {params.subset} --out-dir {params.run_dir} > {log} 2>&1"
+        "siamcollapse pretrain {params.config} --run {wildcards.run} --data-root {input.data} {params.subset}"
+        " --out-dir {params.run_dir} --log {log}"

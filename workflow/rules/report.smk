@@ -7,6 +7,7 @@ rule collect_tables:
         spectrum=run_files("spectrum.json"),
         linear=run_files("linear_probe.json"),
         knn=run_files("knn.json"),
+        code=code_of("collect"),
     output:
         csv=report(OUT / "tables" / "runs.csv", caption="../report/runs_table.rst", category="Tables"),
         markdown=OUT / "tables" / "runs.md",
@@ -19,13 +20,14 @@ rule collect_tables:
         **resources_of("default"),
     shell:
         "siamcollapse collect --run-dirs {params.run_dirs} --out-csv {output.csv}"
-        " --out-md {output.markdown} > {log} 2>&1"
+        " --out-md {output.markdown} --log {log}"
 
 
 rule plot_figures:
     input:
         table=OUT / "tables" / "runs.csv",
         spectra=run_files("spectrum.csv"),
+        code=code_of("plot"),
     output:
         [report(OUT / "figures" / name, caption=f"../report/{name.removesuffix('.png')}.rst", category="Figures")
          for name in FIGURES],
@@ -38,4 +40,4 @@ rule plot_figures:
     resources:
         **resources_of("default"),
     shell:
-        "siamcollapse plot --table {input.table} --run-dirs {params.run_dirs} --out-dir {params.out_dir} > {log} 2>&1"
+        "siamcollapse plot --table {input.table} --run-dirs {params.run_dirs} --out-dir {params.out_dir} --log {log}"

@@ -1,0 +1,1 @@
+"""Datasets: the embedded generator, on-disk sources, subsets, augmentation, loaders."""

@@ -1,0 +1,1 @@
+"""Evaluation of a backbone: features and spectrum, linear probe, kNN."""

@@ -1,0 +1,1 @@
+"""Reporting: run tables, spectrum files and figures."""

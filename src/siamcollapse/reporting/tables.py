@@ -33,6 +33,7 @@ RUN_COLUMNS = [
 BASELINE_METHOD = "random-init"
 GROUP_COLUMNS = ["method", "arch", "strategy"]
 SPECTRUM_HEADER = "singular_value"
+SPECTRUM_LOG_FLOOR = 1e-12
 
 _NUMERIC_COLUMNS = ["dataset_fraction", "auc", "linear_top1", "knn_top1"]
 _MISSING = "—"
@@ -281,24 +282,45 @@ def _check_spectrum(values: np.ndarray, where: str) -> np.ndarray:
     return values
 
 
-def write_spectrum(path: str | os.PathLike, values: Iterable[float]) -> None:
-    """Write singular values one per line under the header ``singular_value`` (atomic).
+def spectrum_columns(values: np.ndarray) -> dict[str, np.ndarray]:
+    """The spectrum and the curves a person plots from it, one row per singular value."""
+    from ..metrics import cumulative_explained_variance, normalized_spectrum
 
-    ``repr`` of a float64 round-trips exactly, so reading back gives the same array.
+    normalized = normalized_spectrum(values)
+    return {
+        "index": np.arange(1, values.size + 1),
+        SPECTRUM_HEADER: values,
+        "normalized_singular_value": normalized,
+        # floored so an exactly collapsed direction stays a finite number in the file
+        "log10_normalized_singular_value": np.log10(np.maximum(normalized, SPECTRUM_LOG_FLOOR)),
+        "cumulative_explained_variance": cumulative_explained_variance(values),
+    }
+
+
+def write_spectrum(path: str | os.PathLike, values: Iterable[float]) -> None:
+    """Write the singular values, largest first, with their curves as CSV columns (atomic).
+
+    ``repr`` of a float64 round-trips exactly, so reading back gives the same array. The
+    columns (index, normalised value, its log10, cumulative explained variance) are what
+    ``dvc plots`` draws.
     """
-    array = _check_spectrum(np.asarray(values, dtype=np.float64), str(path))
-    lines = [SPECTRUM_HEADER, *(repr(float(v)) for v in array)]
+    array = np.sort(_check_spectrum(np.asarray(values, dtype=np.float64), str(path)))[::-1]
+    columns = spectrum_columns(array)
+    rows = zip(*(col.tolist() for col in columns.values()), strict=True)
+    lines = [",".join(columns), *(",".join(repr(v) for v in row) for row in rows)]
     io.write_text(path, "\n".join(lines) + "\n")
 
 
 def read_spectrum(path: str | os.PathLike) -> np.ndarray:
-    """Read a spectrum CSV (header ``singular_value``) as a float64 array, in file order."""
+    """Read the ``singular_value`` column of a spectrum CSV as a float64 array, in file order."""
     path = Path(path)
     lines = path.read_text().split()
-    if not lines or lines[0].strip() != SPECTRUM_HEADER:
-        raise ValueError(f"{path}: expected the header {SPECTRUM_HEADER!r} on the first line")
+    header = lines[0].strip().split(",") if lines else []
+    if SPECTRUM_HEADER not in header:
+        raise ValueError(f"{path}: expected a {SPECTRUM_HEADER!r} column in the header line")
+    column = header.index(SPECTRUM_HEADER)
     try:
-        values = np.array([float(line) for line in lines[1:]], dtype=np.float64)
-    except ValueError as err:
+        values = np.array([float(line.split(",")[column]) for line in lines[1:]], dtype=np.float64)
+    except (ValueError, IndexError) as err:
         raise ValueError(f"{path}: not a number in the spectrum ({err})") from None
     return _check_spectrum(values, str(path))

@@ -1,0 +1,1 @@
+"""Pretraining: the loop, lr schedules, data-ordering strategies, checkpoints."""

@@ -1,0 +1,97 @@
+"""The source files a stage runs: its module and every siamcollapse module it imports.
+
+Both engines declare these files as the stage's code dependencies (Snakemake inputs, DVC deps),
+so editing a module reruns exactly the stages whose code path contains it. The import graph is
+read statically (``ast``), imports inside functions included, without importing anything.
+"""
+
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+PACKAGE = "siamcollapse"
+PACKAGE_DIR = Path(__file__).resolve().parent
+# Files a module reads at run time, besides Python code.
+DATA_FILES = {f"{PACKAGE}.config": ["config.schema.yaml"]}
+
+
+def module_path(name: str) -> Path | None:
+    """``siamcollapse.a.b`` -> its .py file (or package __init__.py); None if there is none."""
+    parts = name.split(".")[1:]
+    base = PACKAGE_DIR.joinpath(*parts)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _package_of(name: str, path: Path) -> str:
+    return name if path.name == "__init__.py" else name.rpartition(".")[0]
+
+
+def _imported_modules(name: str, path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = _package_of(name, path).split(".")
+                anchor = anchor[: len(anchor) - node.level + 1]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from . import module`
+    return {m for m in found if m.split(".")[0] == PACKAGE and module_path(m) is not None}
+
+
+def _with_parents(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+@cache
+def module_closure(entry: str) -> tuple[Path, ...]:
+    """Sorted files of ``entry`` and of everything it imports from the package, transitively.
+
+    Importing ``a.b.c`` runs ``a/__init__.py`` and ``a/b/__init__.py`` too, so they are included.
+    """
+    seen: set[str] = set()
+    todo = [entry]
+    while todo:
+        name = todo.pop()
+        for module in _with_parents(name):
+            if module in seen:
+                continue
+            path = module_path(module)
+            if path is None:
+                raise ValueError(f"no module {module} in {PACKAGE_DIR}")
+            seen.add(module)
+            todo.extend(_imported_modules(module, path))
+    files = {module_path(m) for m in seen}
+    files.update(PACKAGE_DIR / f for m in seen for f in DATA_FILES.get(m, []))
+    return tuple(sorted(files))
+
+
+def reads_config(stage_path: Path) -> bool:
+    """Whether a stage module declares a resource family (``RESOURCES = None``: it reads no config)."""
+    for node in ast.parse(stage_path.read_text()).body:
+        targets = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+        if "RESOURCES" in targets:
+            return not (isinstance(node.value, ast.Constant) and node.value.value is None)
+    raise ValueError(f"{stage_path} does not set RESOURCES")
+
+
+def stage_code(stage_module: str) -> list[Path]:
+    """Code files of ``siamcollapse.stages.<stage_module>`` (e.g. 'pretrain', 'extract').
+
+    A stage that reads the experiment config also runs the config loader and its schema.
+    """
+    entry = f"{PACKAGE}.stages.{stage_module}"
+    files = set(module_closure(entry))
+    if reads_config(module_path(entry)):
+        files.update(module_closure(f"{PACKAGE}.config"))
+    return sorted(files)

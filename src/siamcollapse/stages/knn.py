@@ -1,0 +1,29 @@
+"""Weighted kNN on L2-normalised features; top-1 on val for every configured k."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..evaluation.features import load_features
+from ..evaluation.knn import knn_top1
+from ..io import write_json
+
+RESOURCES = "default"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--features-dir", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+
+
+def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
+    ks, temperature = config["knn"]["k"], config["knn"]["temperature"]
+    train, train_labels = load_features(args.features_dir, "train")
+    val, val_labels = load_features(args.features_dir, "val")
+    accuracy = knn_top1(train, train_labels, val, val_labels, ks, temperature)
+    result = {"knn_top1": accuracy[ks[0]], "knn_k": ks[0], "temperature": temperature,
+              **{f"knn_top1_k{k}": v for k, v in accuracy.items()}}
+    write_json(args.out, result)
+    print("kNN top-1: " + ", ".join(f"k={k}: {v:.2f}%" for k, v in accuracy.items()))

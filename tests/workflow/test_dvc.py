@@ -1,0 +1,138 @@
+"""DVC as a first-class way in: dvc.yaml is generated from the Snakemake workflow, runs the same
+commands with the same outputs, reruns only invalidated stages, and shares a tree with Snakemake."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from siamcollapse.dvc_yaml import CHECK_STAGE
+
+from .conftest import REPO, copy_project, edit_yaml, in_project
+from .test_snakemake import CONFIGS
+
+TEST_PIPELINE = "workflow/dvc/test/dvc.yaml"
+
+
+def dataset_root_in_project(project: Path, config_name: str) -> None:
+    """Configs that read a dataset from disk get an (empty but existing) root inside the project."""
+    config = yaml.safe_load((project / config_name).read_text())
+    if config["dataset"]["source"] != "embedded":
+        (project / "dataset").mkdir(exist_ok=True)
+        edit_yaml(project / config_name, ("dataset.root", "dataset"))
+
+
+def same_code(path: str | Path) -> str:
+    """Code files by their place in the package: a project copy's dvc.yaml names src/ inside the copy,
+    while Snakemake there names the installed package's files."""
+    path = str(Path(path).resolve())
+    return "src/siamcollapse/" + path.split("/src/siamcollapse/")[1] if "/src/siamcollapse/" in path else path
+
+
+def snakemake_jobs(project: Path, config_name: str) -> dict[str, tuple[frozenset, frozenset]]:
+    """command -> (outputs, inputs) of every job, parsed from Snakemake's own dry-run printout."""
+    dry_run = in_project(project, "snakemake", "-n", "-p", "--forceall", "--configfile", config_name).stdout
+    jobs = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", dry_run):
+        command = re.search(r"^Shell command: (.+)$", block, re.MULTILINE)
+        if command is None or command[1] == "None":  # rule all runs nothing
+            continue
+        fields = {k: frozenset(same_code(project / p) for p in v.split(", "))
+                  for k, v in re.findall(r"^    (input|output): (.+)$", block, re.MULTILINE)}
+        jobs[" ".join(command[1].split())] = (fields["output"], fields.get("input", frozenset()))
+    return jobs
+
+
+def dvc_stages(project: Path, pipeline: str) -> dict[str, tuple[frozenset, frozenset]]:
+    """command -> (outs, deps) of every stage of ``pipeline``, as DVC itself reads the file."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    with Repo(str(project)) as repo:
+        stages = [s for s in repo.index.stages if Path(s.dvcfile.path).resolve() == (project / pipeline).resolve()]
+        return {
+            " ".join(stage.cmd.split()): (
+                frozenset(same_code(out.fs_path) for out in stage.outs),
+                frozenset(same_code(dep.fs_path) for dep in stage.deps
+                          if not isinstance(dep, ParamsDependency)),
+            )
+            for stage in stages if stage.name != CHECK_STAGE
+        }
+
+
+def test_committed_dvc_yaml_is_current():
+    proc = in_project(REPO, "siamcollapse", "dvc-yaml", "--check", check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("config_name", CONFIGS)
+def test_dvc_runs_the_same_commands_with_the_same_outputs_and_inputs(config_name, project):
+    dataset_root_in_project(project, config_name)
+    pipeline = "dvc.yaml"
+    if config_name != "config.yaml":  # config.yaml's pipeline is the committed dvc.yaml, checked as it is
+        pipeline = f"workflow/dvc/{Path(config_name).stem}/dvc.yaml"
+        in_project(project, "siamcollapse", "dvc-yaml", "--configfile", config_name)
+    snakemake, dvc = snakemake_jobs(project, config_name), dvc_stages(project, pipeline)
+    assert len(snakemake) >= 8
+    assert set(dvc) == set(snakemake)
+    for command, (outputs, inputs) in snakemake.items():
+        assert dvc[command] == (outputs, inputs), command
+
+
+def test_check_stage_fails_when_the_config_outgrows_dvc_yaml(project):
+    in_project(project, "siamcollapse", "dvc-yaml", "--configfile", "configs/test.yaml")
+    assert in_project(project, "siamcollapse", "dvc-yaml", "--configfile", "configs/test.yaml", "--check").returncode == 0
+    edit_yaml(project / "configs/test.yaml", ("augment.flip_p", 0.0))  # a section spelled out for the first time
+    stale = in_project(project, "siamcollapse", "dvc-yaml", "--configfile", "configs/test.yaml", "--check", check=False)
+    assert stale.returncode == 1 and "out of date" in stale.stderr and TEST_PIPELINE in stale.stderr
+
+
+def ran_stages(repro_output: str) -> set[str]:
+    return set(re.findall(r"Running stage '[^']*:([^']+)'", repro_output))
+
+
+def dvc_repro(project: Path) -> set[str]:
+    return ran_stages(in_project(project, "dvc", "repro", TEST_PIPELINE).stdout)
+
+
+@pytest.mark.workflow
+def test_dvc_repro_reruns_only_invalidated_stages_and_snakemake_agrees(project):
+    in_project(project, "siamcollapse", "dvc-yaml", "--configfile", "configs/test.yaml")
+    first = dvc_repro(project)
+    assert {"prepare_data", "pretrain-simsiam-resnet18-50pct", "collect_tables", "plot_figures"} <= first
+    assert dvc_repro(project) == set()
+    status = in_project(project, "dvc", "status", TEST_PIPELINE).stdout
+    assert "up to date" in status
+
+    (project / "README.md").write_text((project / "README.md").read_text() + "\nAn unrelated note.\n")
+    assert dvc_repro(project) == set()
+
+    edit_yaml(project / "configs/test.yaml", ("linear_probe.lr", 0.2))
+    runs = ["random-init-resnet18", "simsiam-resnet18-100pct", "simsiam-resnet18-50pct",
+            "simsiam-resnet18-decaypred-100pct"]
+    assert dvc_repro(project) == {CHECK_STAGE, "collect_tables", "plot_figures",
+                                  *[f"linear_probe-{run}" for run in runs]}
+
+    edit_yaml(project / "configs/test.yaml", ("runs.simsiam-resnet18-decaypred.pretrain.epochs", 1))
+    edited = "simsiam-resnet18-decaypred-100pct"
+    assert dvc_repro(project) == {CHECK_STAGE, "collect_tables", "plot_figures", f"pretrain-{edited}",
+                                  f"extract_features-{edited}", f"linear_probe-{edited}", f"knn-{edited}"}
+
+    # Snakemake finds DVC's outputs valid: nothing to redo in the same tree.
+    dry_run = in_project(project, "snakemake", "-n", "--configfile", "configs/test.yaml")
+    assert "Nothing to be done" in dry_run.stdout + dry_run.stderr
+    metrics = in_project(project, "dvc", "metrics", "show", "--json").stdout
+    assert "linear_top1" in metrics and "auc" in metrics
+
+
+def test_repository_is_a_dvc_project_with_its_cache_ignored():
+    assert (REPO / ".dvc" / "config").is_file() and (REPO / ".dvcignore").is_file()
+    assert "/cache" in (REPO / ".dvc" / ".gitignore").read_text().split()
+
+
+def test_copy_project_helper_copies_a_dvc_project(tmp_path):
+    project = copy_project(tmp_path / "p")
+    assert in_project(project, "dvc", "status", "dvc.yaml", check=False).returncode == 0
