@@ -7,12 +7,16 @@ BIN := $(VENV)/bin
 CORES ?= all
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test install clean
+.PHONY: run test install dvc-repro clean
 
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 	$(BIN)/snakemake --report results/report.html
 	@echo "Results: results/tables/runs.md, results/figures/, results/report.html"
+
+# The same DAG through DVC (dvc.yaml is generated from the Snakefile; see README).
+dvc-repro: $(STAMP)
+	$(BIN)/dvc repro
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -1,4 +1,4 @@
-"""Every stage command on tiny data, through the real CLI entry point."""
+"""Every stage command on tiny data, through the real CLI entry point and a real config file."""
 
 from __future__ import annotations
 
@@ -6,92 +6,209 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
-from siamcollapse import cli
+from siamcollapse import cli, plan
+from siamcollapse.config import deep_merge, load_experiment
+from siamcollapse.reporting.tables import read_spectrum
+from siamcollapse.stages import linear_probe as linear_probe_stage
 from siamcollapse.training import loop
 from siamcollapse.training.checkpoint import RESUME_NAME, load_backbone
 
-TINY = {
-    "run": {"run": "tiny-100pct", "group": "tiny", "method": "simsiam", "arch": "resnet18",
-            "dataset_fraction": 1.0, "strategy": "iid"},
-    "model": {"arch": "resnet18", "width": 8, "stem": "imagenet"},
-    "pretrain": {"method": "simsiam", "strategy": "iid", "epochs": 2, "steps_per_epoch": 2, "batch_size": 8,
-                 "base_lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4, "fix_pred_lr": True, "proj_dim": 32,
-                 "pred_dim": 8, "seed": 0, "num_workers": 0, "log_every": 0},
-    "data": {"source": "embedded", "image_size": 32, "in_memory": True},
-    "augment": {"crop_min_scale": 0.2, "jitter_p": 0.8, "grayscale_p": 0.2, "blur_p": 0.5, "flip_p": 0.5},
-}
+STAGES = ["prepare-data", "make-subset", "pretrain", "extract", "linear-probe", "knn", "collect", "plot"]
+
+
+def tiny_experiment(data_root: Path, out: Path) -> dict[str, Any]:
+    """A config small enough for seconds on a CPU; ``data_root`` is the ``tiny_dataset`` fixture."""
+    return {
+        "output_dir": str(out / "results"),
+        "dataset": {"source": "embedded", "root": str(data_root), "image_size": 32, "in_memory": True},
+        "embedded": {"seed": 0, "num_classes": 10, "train_per_class": 3, "val_per_class": 2, "image_size": 32},
+        "model": {"arch": "resnet18", "width": 8, "stem": "imagenet"},
+        "pretrain": {"epochs": 2, "steps_per_epoch": 2, "batch_size": 8, "proj_dim": 32, "pred_dim": 8,
+                     "num_workers": 0},
+        "runs": {"tiny": {"fractions": [0.5, 1.0]}},
+        "random_init_baseline": True,
+        "evaluation": {"batch_size": 16, "num_workers": 0},
+        "linear_probe": {"epochs": 3},
+        "knn": {"k": [3, 20]},
+    }
+
+
+def write_config(directory: Path, data_root: Path, overrides: dict[str, Any] | None = None,
+                 name: str = "config.yaml") -> Path:
+    """Write the tiny experiment, deep-merged with ``overrides``, as YAML; return its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(yaml.safe_dump(deep_merge(tiny_experiment(data_root, directory), overrides or {})))
+    return path
 
 
 def run_cli(*args: str | Path) -> int:
     return cli.main([str(a) for a in args])
 
 
+def pretrain_args(config: Path, run: str, data_root: Path, subset: Path | None, out_dir: Path) -> list[str | Path]:
+    args: list[str | Path] = ["pretrain", "--config", config, "--run", run, "--data-root", data_root, "--out-dir", out_dir]
+    return args + (["--subset", subset] if subset else [])
+
+
+def extract_args(config: Path, checkpoint: Path, data_root: Path, out: Path) -> list[str | Path]:
+    return ["extract", "--config", config, "--checkpoint", checkpoint, "--data-root", data_root,
+            "--features-dir", out / "features", "--spectrum", out / "spectrum.csv", "--summary", out / "spectrum.json"]
+
+
+@dataclass
+class Pipeline:
+    config: Path
+    subset: Path
+    run_dir: Path
+
+
 @pytest.fixture(scope="module")
-def pipeline(tiny_dataset: Path, tmp_path_factory) -> Path:
-    """subset -> pretrain -> extract -> probe -> kNN on the tiny dataset; returns the run dir."""
+def pipeline(tiny_dataset: Path, tmp_path_factory) -> Pipeline:
+    """subset -> pretrain -> extract -> probe -> kNN of run tiny-100pct on the tiny dataset."""
     out = tmp_path_factory.mktemp("pipeline")
+    config = write_config(out, tiny_dataset)
     run_dir = out / "runs" / "tiny-100pct"
-    assert run_cli("make-subset", "--data-root", tiny_dataset, "--fraction", "1.0", "--out", out / "subset.json") == 0
-    assert run_cli("pretrain", "--settings", json.dumps(TINY), "--data-root", tiny_dataset,
-                   "--subset", out / "subset.json", "--out-dir", run_dir) == 0
-    assert run_cli("extract", "--checkpoint", run_dir / "checkpoint.pt", "--data-root", tiny_dataset,
-                   "--features-dir", run_dir / "features", "--spectrum", run_dir / "spectrum.csv",
-                   "--summary", run_dir / "spectrum.json", "--num-workers", "0") == 0
-    assert run_cli("linear-probe", "--checkpoint", run_dir / "checkpoint.pt", "--features-dir", run_dir / "features",
-                   "--epochs", "3", "--out", run_dir / "linear_probe.json") == 0
-    assert run_cli("knn", "--features-dir", run_dir / "features", "--k", "3", "20", "--out", run_dir / "knn.json") == 0
-    return run_dir
+    subset = out / "subset.json"
+    assert run_cli("make-subset", "--config", config, "--fraction", "1.0", "--data-root", tiny_dataset,
+                   "--out", subset) == 0
+    assert run_cli(*pretrain_args(config, "tiny-100pct", tiny_dataset, subset, run_dir)) == 0
+    assert run_cli(*extract_args(config, run_dir / "checkpoint.pt", tiny_dataset, run_dir)) == 0
+    assert run_cli("linear-probe", "--config", config, "--checkpoint", run_dir / "checkpoint.pt",
+                   "--features-dir", run_dir / "features", "--out", run_dir / "linear_probe.json") == 0
+    assert run_cli("knn", "--config", config, "--features-dir", run_dir / "features",
+                   "--out", run_dir / "knn.json") == 0
+    return Pipeline(config, subset, run_dir)
 
 
-def test_pretrain_writes_checkpoint_log_and_resolved_settings(pipeline: Path):
-    _backbone, meta = load_backbone(pipeline / "checkpoint.pt")
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def test_pretrain_writes_checkpoint_log_and_resolved_settings(pipeline: Pipeline):
+    run_dir = pipeline.run_dir
+    _backbone, meta = load_backbone(run_dir / "checkpoint.pt")
     assert meta["epochs_trained"] == 2 and meta["run"]["run"] == "tiny-100pct"
-    log = (pipeline / "train_log.csv").read_text().splitlines()
+    assert meta["model"] == {"arch": "resnet18", "width": 8, "stem": "imagenet"}
+    log = (run_dir / "train_log.csv").read_text().splitlines()
     assert log[0].split(",") == loop.LOG_COLUMNS and len(log) == 3
-    assert json.loads((pipeline / "run.json").read_text())["method"] == "simsiam"
-    assert "pretrain:" in (pipeline / "config.yaml").read_text()
-    assert not (pipeline / RESUME_NAME).exists()
+    info = read_json(run_dir / "run.json")
+    assert info["method"] == "simsiam" and info["group"] == "tiny" and info["dataset_fraction"] == 1.0
+    config = load_experiment([pipeline.config])
+    expected = plan.pretrain_settings(config, plan.expand_runs(config)["tiny-100pct"])
+    assert yaml.safe_load((run_dir / "config.yaml").read_text()) == expected  # the settings it really used
+    assert expected["pretrain"]["proj_dim"] == 32 and expected["pretrain"]["epochs"] == 2
+    assert not (run_dir / RESUME_NAME).exists()
 
 
-def test_extract_writes_features_and_a_spectrum_that_matches_them(pipeline: Path):
-    train = np.load(pipeline / "features" / "train.npy")
-    labels = np.load(pipeline / "features" / "train_labels.npy")
+def test_make_subset_takes_its_seed_and_stratification_from_the_config(tiny_dataset: Path, pipeline: Pipeline,
+                                                                        tmp_path: Path):
+    def subset(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+        out = tmp_path / f"{name}.json"
+        assert run_cli("make-subset", "--config", pipeline.config, "--set", json.dumps(overrides), "--fraction", "0.5",
+                       "--data-root", tiny_dataset, "--out", out) == 0
+        return read_json(out)
+
+    full = read_json(pipeline.subset)
+    assert full["count"] == 30 and full["seed"] == 0 and full["stratified"] is True
+    default = subset("default", {})
+    other = subset("other", {"subsets": {"seed": 3, "stratified": False}})
+    assert (other["seed"], other["stratified"]) == (3, False)
+    assert other["indices"] != default["indices"] and default["count"] == other["count"] == 15
+
+
+def test_prepare_data_generates_what_the_config_asks_for(tmp_path: Path, tiny_dataset: Path, capsys):
+    config = write_config(tmp_path, tiny_dataset, {"embedded": {"num_classes": 2, "train_per_class": 2,
+                                                                "val_per_class": 1, "image_size": 16}})
+    assert run_cli("prepare-data", "--config", config, "--out", tmp_path / "data") == 0
+    meta = read_json(tmp_path / "data" / "dataset.json")
+    assert meta["counts"] == {"train": 4, "val": 2} and meta["image_size"] == 16
+    assert len(list((tmp_path / "data" / "train").glob("*/*.png"))) == 4
+
+
+def test_extract_writes_features_and_a_spectrum_that_matches_them(pipeline: Pipeline):
+    run_dir = pipeline.run_dir
+    train = np.load(run_dir / "features" / "train.npy")
+    labels = np.load(run_dir / "features" / "train_labels.npy")
     assert train.shape == (30, 64) and labels.tolist() == sorted(labels.tolist())
-    streamed = np.loadtxt(pipeline / "spectrum.csv", skiprows=1)
+    header = (run_dir / "spectrum.csv").read_text().splitlines()[0].split(",")
+    assert header == ["index", "singular_value", "normalized_singular_value", "log10_normalized_singular_value",
+                      "cumulative_explained_variance"]
+    streamed = read_spectrum(run_dir / "spectrum.csv")
     exact = np.linalg.svd(train.astype(np.float64) - train.astype(np.float64).mean(0), compute_uv=False)
     exact = np.pad(exact, (0, train.shape[1] - len(exact)))  # N < d: the remaining values are zero
     assert np.max(np.abs(streamed - exact)) <= 1e-6 * exact[0]
-    summary = json.loads((pipeline / "spectrum.json").read_text())
-    assert 0.5 < summary["auc"] <= 1.0
+    summary = read_json(run_dir / "spectrum.json")
+    assert 0.5 < summary["auc"] <= 1.0 and summary["dims"] == 64
 
 
-def test_probe_and_knn_report_accuracies(pipeline: Path):
-    probe = json.loads((pipeline / "linear_probe.json").read_text())
+def test_probe_and_knn_report_accuracies_with_the_configured_settings(pipeline: Pipeline):
+    probe = read_json(pipeline.run_dir / "linear_probe.json")
     assert 0 <= probe["linear_top1"] <= 100 and probe["backbone_unchanged"]
-    knn = json.loads((pipeline / "knn.json").read_text())
-    assert knn["knn_k"] == 3 and set(knn) >= {"knn_top1", "knn_top1_k3", "knn_top1_k20"}
+    assert probe["epochs"] == 3 and probe["lr"] == 0.1  # the config's value, then the schema's default
+    knn = read_json(pipeline.run_dir / "knn.json")
+    assert knn["knn_k"] == 3 and knn["temperature"] == 0.07
+    assert set(knn) >= {"knn_top1", "knn_top1_k3", "knn_top1_k20"} and knn["knn_top1"] == knn["knn_top1_k3"]
 
 
-def test_probe_refuses_features_of_another_backbone(pipeline: Path, tmp_path: Path):
+def test_set_overrides_what_linear_probe_runs(pipeline: Pipeline, tmp_path: Path, monkeypatch):
+    real, seen = linear_probe_stage.train_linear_probe, []
+
+    def spy(train, labels, settings, num_classes):
+        seen.append(dict(settings))
+        return real(train, labels, settings, num_classes)
+
+    monkeypatch.setattr(linear_probe_stage, "train_linear_probe", spy)
+    out = tmp_path / "probe.json"
+    assert run_cli("linear-probe", "--config", pipeline.config, "--set", '{"linear_probe": {"epochs": 1}}',
+                   "--checkpoint", pipeline.run_dir / "checkpoint.pt", "--features-dir", pipeline.run_dir / "features",
+                   "--out", out) == 0
+    assert [s["epochs"] for s in seen] == [1]
+    assert read_json(out)["epochs"] == 1 and read_json(pipeline.run_dir / "linear_probe.json")["epochs"] == 3
+
+
+def test_later_config_files_and_set_override_earlier_ones_for_knn(pipeline: Pipeline, tmp_path: Path):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(yaml.safe_dump({"knn": {"k": [5, 1], "temperature": 0.5}}))
+    out = tmp_path / "knn.json"
+    assert run_cli("knn", "--config", pipeline.config, "--config", extra, "--set", '{"knn": {"temperature": 0.25}}',
+                   "--features-dir", pipeline.run_dir / "features", "--out", out) == 0
+    result = read_json(out)
+    assert result["knn_k"] == 5 and result["temperature"] == 0.25
+    assert {k for k in result if k.startswith("knn_top1_k")} == {"knn_top1_k5", "knn_top1_k1"}
+
+
+def test_probe_refuses_features_of_another_backbone(pipeline: Pipeline, tmp_path: Path, capsys):
     other = tmp_path / "other"
-    settings = {**TINY, "run": {**TINY["run"], "method": "random-init"}, "model": {**TINY["model"], "width": 8}}
-    settings["pretrain"] = {**TINY["pretrain"], "seed": 5}
-    assert run_cli("pretrain", "--settings", json.dumps(settings), "--data-root", "unused", "--out-dir", other) == 0
-    code = run_cli("linear-probe", "--checkpoint", other / "checkpoint.pt", "--features-dir", pipeline / "features",
-                   "--out", tmp_path / "probe.json")
-    assert code == 2 and not (tmp_path / "probe.json").exists()
+    assert run_cli("pretrain", "--config", pipeline.config, "--set", '{"pretrain": {"seed": 5}}',
+                   "--run", "random-init-resnet18", "--data-root", "unused", "--out-dir", other) == 0
+    assert read_json(other / "run.json")["epochs_trained"] == 0
+    capsys.readouterr()
+    code = run_cli("linear-probe", "--config", pipeline.config, "--checkpoint", other / "checkpoint.pt",
+                   "--features-dir", pipeline.run_dir / "features", "--out", tmp_path / "probe.json")
+    assert code == 2 and "were not extracted from" in capsys.readouterr().err
+    assert not (tmp_path / "probe.json").exists()
 
 
-def test_killed_pretraining_resumes_and_matches_an_uninterrupted_run(tiny_dataset: Path, tmp_path: Path, monkeypatch):
-    run_cli("make-subset", "--data-root", tiny_dataset, "--fraction", "0.5", "--out", tmp_path / "s.json")
-    args = ["pretrain", "--settings", json.dumps(TINY), "--data-root", tiny_dataset, "--subset", tmp_path / "s.json"]
-    assert run_cli(*args, "--out-dir", tmp_path / "straight") == 0
+def test_killed_pretraining_resumes_and_matches_an_uninterrupted_run(tiny_dataset: Path, pipeline: Pipeline,
+                                                                     tmp_path: Path, monkeypatch):
+    subset = tmp_path / "s.json"
+    assert run_cli("make-subset", "--config", pipeline.config, "--fraction", "0.5", "--data-root", tiny_dataset,
+                   "--out", subset) == 0
+
+    def args(out_dir: Path) -> list[str | Path]:
+        return pretrain_args(pipeline.config, "tiny-50pct", tiny_dataset, subset, out_dir)
+
+    assert run_cli(*args(tmp_path / "straight")) == 0
 
     real_epoch, calls = loop._train_epoch, []
 
@@ -102,76 +219,155 @@ def test_killed_pretraining_resumes_and_matches_an_uninterrupted_run(tiny_datase
         return real_epoch(*a, **k)
 
     monkeypatch.setattr(loop, "_train_epoch", dies_in_second_epoch)
+    killed = tmp_path / "killed"
     with pytest.raises(KeyboardInterrupt):
-        run_cli(*args, "--out-dir", tmp_path / "killed")
-    assert (tmp_path / "killed" / RESUME_NAME).exists()
-    assert not (tmp_path / "killed" / "checkpoint.pt").exists()  # no output that looks complete
+        run_cli(*args(killed), "--log", tmp_path / "killed.log")
+    assert (killed / RESUME_NAME).exists()
+    assert not (killed / "checkpoint.pt").exists()  # no output that looks complete
+    killed_log = (tmp_path / "killed.log").read_text()
+    assert "epoch 1/2" in killed_log and "KeyboardInterrupt: killed" in killed_log  # the traceback is logged too
+
     monkeypatch.setattr(loop, "_train_epoch", real_epoch)
     calls.clear()
-    assert run_cli(*args, "--out-dir", tmp_path / "killed") == 0
-    resumed, _ = load_backbone(tmp_path / "killed" / "checkpoint.pt")
+    assert run_cli(*args(killed), "--log", tmp_path / "resumed.log") == 0
+    resumed_log = (tmp_path / "resumed.log").read_text()
+    assert "resuming tiny-50pct after epoch 1" in resumed_log and "epoch 2/2" in resumed_log
+    assert "epoch 1/2" not in resumed_log
+    resumed, _ = load_backbone(killed / "checkpoint.pt")
     straight, _ = load_backbone(tmp_path / "straight" / "checkpoint.pt")
     for (name, a), b in zip(resumed.state_dict().items(), straight.state_dict().values(), strict=True):
         assert torch.allclose(a.float(), b.float(), atol=1e-6), name
-    log = (tmp_path / "killed" / "train_log.csv").read_text().splitlines()
-    assert len(log) == 3
+    assert len((killed / "train_log.csv").read_text().splitlines()) == 3
+    assert not (killed / RESUME_NAME).exists()
 
 
-def test_missing_dataset_path_is_a_clear_error_and_writes_nothing(tmp_path: Path, capsys):
+def test_log_gets_the_printed_lines_and_the_error_of_a_failing_stage(tiny_dataset: Path, pipeline: Pipeline,
+                                                                     tmp_path: Path, capsys):
+    log = tmp_path / "logs" / "subset.log"
+    assert run_cli("make-subset", "--config", pipeline.config, "--fraction", "0.5", "--data-root", tiny_dataset,
+                   "--out", tmp_path / "s.json", "--log", log) == 0
+    printed = capsys.readouterr().out
+    assert "subset 0.5: 15 of 30 training images" in printed  # still on the terminal
+    assert printed in log.read_text()
+
     missing = tmp_path / "no-such-dataset"
-    code = run_cli("make-subset", "--data-root", missing, "--fraction", "0.5", "--out", tmp_path / "s.json")
+    failing = tmp_path / "logs" / "failing.log"
+    assert run_cli("make-subset", "--config", pipeline.config, "--fraction", "0.5", "--data-root", missing,
+                   "--out", tmp_path / "t.json", "--log", failing) == 2
+    error = capsys.readouterr().err
+    assert "siamcollapse make-subset: error:" in error and str(missing) in error
+    assert error.strip() in failing.read_text()
+
+
+def test_missing_dataset_path_is_a_clear_error_and_writes_nothing(pipeline: Pipeline, tmp_path: Path, capsys):
+    missing = tmp_path / "no-such-dataset"
+    code = run_cli("make-subset", "--config", pipeline.config, "--fraction", "0.5", "--data-root", missing,
+                   "--out", tmp_path / "s.json")
     assert code == 2 and str(missing) in capsys.readouterr().err
     assert not (tmp_path / "s.json").exists()
 
 
-def test_empty_class_folder_is_named(tiny_dataset: Path, tmp_path: Path, capsys):
+def test_empty_class_folder_is_named(tiny_dataset: Path, pipeline: Pipeline, tmp_path: Path, capsys):
     broken = tmp_path / "data"
     shutil.copytree(tiny_dataset, broken)
-    empty = broken / "train" / "99_empty"
-    empty.mkdir()
-    code = run_cli("make-subset", "--data-root", broken, "--fraction", "0.5", "--out", tmp_path / "s.json")
+    (broken / "train" / "99_empty").mkdir()
+    code = run_cli("make-subset", "--config", pipeline.config, "--fraction", "0.5", "--data-root", broken,
+                   "--out", tmp_path / "s.json")
     assert code == 2 and "99_empty" in capsys.readouterr().err and not (tmp_path / "s.json").exists()
 
 
-def test_corrupt_image_is_named_and_extraction_leaves_no_output(tiny_dataset: Path, pipeline: Path, tmp_path: Path,
-                                                                 capsys):
+def test_corrupt_image_is_named_and_extraction_leaves_no_output(tiny_dataset: Path, pipeline: Pipeline,
+                                                                 tmp_path: Path, capsys):
     broken = tmp_path / "data"
     shutil.copytree(tiny_dataset, broken)
     victim = min((broken / "val").glob("*/*.png"))
     victim.write_bytes(b"not a png at all")
     out = tmp_path / "run"
-    code = run_cli("extract", "--checkpoint", pipeline / "checkpoint.pt", "--data-root", broken,
-                   "--features-dir", out / "features", "--spectrum", out / "spectrum.csv",
-                   "--summary", out / "spectrum.json")
+    code = run_cli(*extract_args(pipeline.config, pipeline.run_dir / "checkpoint.pt", broken, out))
     assert code == 2 and victim.name in capsys.readouterr().err
-    assert not (out / "spectrum.csv").exists() and not (out / "features" / "meta.json").exists()
-    assert not list((out / "features").glob("val*"))
+    assert not (out / "spectrum.csv").exists() and not (out / "spectrum.json").exists()
+    assert not (out / "features" / "meta.json").exists() and not list((out / "features").glob("val*"))
 
 
-def test_pretrain_rejects_a_subset_made_for_another_dataset(tiny_dataset: Path, tmp_path: Path, capsys):
+def test_pretrain_rejects_a_subset_made_for_another_dataset(tiny_dataset: Path, pipeline: Pipeline, tmp_path: Path,
+                                                            capsys):
     (tmp_path / "s.json").write_text(json.dumps({"num_train": 999, "indices": [0, 1]}))
-    code = run_cli("pretrain", "--settings", json.dumps(TINY), "--data-root", tiny_dataset,
-                   "--subset", tmp_path / "s.json", "--out-dir", tmp_path / "run")
+    code = run_cli(*pretrain_args(pipeline.config, "tiny-50pct", tiny_dataset, tmp_path / "s.json", tmp_path / "run"))
     assert code == 2 and "regenerate" in capsys.readouterr().err
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_pretrain_of_a_run_not_in_the_config_names_it_and_writes_nothing(tiny_dataset: Path, pipeline: Pipeline,
+                                                                         tmp_path: Path, capsys):
+    code = run_cli(*pretrain_args(pipeline.config, "no-such-run", tiny_dataset, pipeline.subset, tmp_path / "run"))
+    error = capsys.readouterr().err
+    assert code == 2 and "'no-such-run'" in error and "tiny-100pct" in error  # names it and the runs there are
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("where", ["file", "set"])
+@pytest.mark.parametrize("stage", ["make-subset", "pretrain", "linear-probe", "knn"])
+def test_unknown_config_key_fails_before_any_output(tiny_dataset: Path, pipeline: Pipeline, tmp_path: Path, capsys,
+                                                    stage: str, where: str):
+    typo = {"linear_probe": {"epoch": 1}}
+    config = write_config(tmp_path, tiny_dataset, typo if where == "file" else None)
+    options: list[str | Path] = ["--config", config] + (["--set", json.dumps(typo)] if where == "set" else [])
+    out = tmp_path / "out"
+    rest: dict[str, list[str | Path]] = {
+        "make-subset": ["--fraction", "1.0", "--data-root", tiny_dataset, "--out", out / "s.json"],
+        "pretrain": ["--run", "tiny-100pct", "--data-root", tiny_dataset, "--subset", pipeline.subset,
+                     "--out-dir", out],
+        "linear-probe": ["--checkpoint", pipeline.run_dir / "checkpoint.pt",
+                         "--features-dir", pipeline.run_dir / "features", "--out", out / "probe.json"],
+        "knn": ["--features-dir", pipeline.run_dir / "features", "--out", out / "knn.json"],
+    }
+    assert run_cli(stage, *options, *rest[stage]) == 2
+    error = capsys.readouterr().err
+    assert "'linear_probe.epoch'" in error and "unknown key" in error
+    assert not out.exists()
+
+
+def test_config_reading_stages_require_a_config_and_the_others_take_none(pipeline: Pipeline, tmp_path: Path,
+                                                                          capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_cli("knn", "--features-dir", pipeline.run_dir / "features", "--out", tmp_path / "knn.json")
+    assert exit_.value.code == 2 and "--config" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        run_cli("collect", "--config", pipeline.config, "--run-dirs", pipeline.run_dir,
+                "--out-csv", tmp_path / "t.csv", "--out-md", tmp_path / "t.md")
+    assert exit_.value.code == 2 and not (tmp_path / "t.csv").exists()
+    with pytest.raises(SystemExit) as exit_:
+        run_cli("knn", "--config", pipeline.config, "--set", "[1]", "--features-dir", pipeline.run_dir / "features",
+                "--out", tmp_path / "knn.json")
+    assert exit_.value.code == 2 and "must be a JSON object" in capsys.readouterr().err
+
+
+def test_collect_and_plot_read_the_run_outputs(pipeline: Pipeline, tmp_path: Path):
+    table = tmp_path / "runs.csv"
+    assert run_cli("collect", "--run-dirs", pipeline.run_dir, "--out-csv", table, "--out-md", tmp_path / "runs.md") == 0
+    rows = table.read_text().splitlines()
+    assert len(rows) == 2 and "tiny-100pct" in rows[1]
+    assert run_cli("plot", "--table", table, "--run-dirs", pipeline.run_dir, "--out-dir", tmp_path / "figures") == 0
+    assert len(list((tmp_path / "figures").glob("*.png"))) == 5
 
 
 def test_console_script_lists_every_stage():
     exe = Path(sys.executable).with_name("siamcollapse")
     help_text = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
-    for stage in ["prepare-data", "make-subset", "pretrain", "extract", "linear-probe", "knn", "collect", "plot"]:
+    for stage in STAGES:
         assert stage in help_text
 
 
-def test_streaming_from_disk_trains_and_extracts_the_same_features_as_in_memory(tiny_dataset: Path, pipeline: Path,
-                                                                                 tmp_path: Path):
-    streaming = {**TINY, "data": {**TINY["data"], "in_memory": False}}
-    run_cli("make-subset", "--data-root", tiny_dataset, "--fraction", "1.0", "--out", tmp_path / "s.json")
-    assert run_cli("pretrain", "--settings", json.dumps(streaming), "--data-root", tiny_dataset,
-                   "--subset", tmp_path / "s.json", "--out-dir", tmp_path / "run") == 0
-    assert len((tmp_path / "run" / "train_log.csv").read_text().splitlines()) == 3
-    out = tmp_path / "features"
-    assert run_cli("extract", "--checkpoint", pipeline / "checkpoint.pt", "--data-root", tiny_dataset,
-                   "--no-in-memory", "--num-workers", "0", "--features-dir", out,
-                   "--spectrum", tmp_path / "spectrum.csv", "--summary", tmp_path / "spectrum.json") == 0
-    assert np.allclose(np.load(out / "val.npy"), np.load(pipeline / "features" / "val.npy"), atol=1e-5)
+def test_streaming_from_disk_trains_and_extracts_the_same_features_as_in_memory(tiny_dataset: Path,
+                                                                                 pipeline: Pipeline, tmp_path: Path):
+    streaming = ["--set", '{"dataset": {"in_memory": false}}']
+    run_dir = tmp_path / "run"
+    assert run_cli(*pretrain_args(pipeline.config, "tiny-100pct", tiny_dataset, pipeline.subset, run_dir),
+                   *streaming) == 0
+    assert len((run_dir / "train_log.csv").read_text().splitlines()) == 3
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["in_memory"] is False
+    out = tmp_path / "extract"
+    assert run_cli(*extract_args(pipeline.config, pipeline.run_dir / "checkpoint.pt", tiny_dataset, out),
+                   *streaming) == 0
+    for name in ["train.npy", "val.npy"]:
+        assert np.allclose(np.load(out / "features" / name), np.load(pipeline.run_dir / "features" / name), atol=1e-5)

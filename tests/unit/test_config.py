@@ -6,11 +6,19 @@ import pytest
 import yaml
 
 from siamcollapse import plan
-from siamcollapse.config import nest_dotted_keys, schema_defaults, validate_config
+from siamcollapse.config import (
+    SCHEMA_PATH,
+    get_dotted,
+    has_dotted,
+    load_experiment,
+    nest_dotted_keys,
+    schema_defaults,
+    validate_config,
+)
 from siamcollapse.errors import UserInputError
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = SCHEMA_PATH
 
 
 def load(name):
@@ -103,3 +111,66 @@ def test_strings_from_the_snakemake_command_line_are_parsed_where_the_schema_wan
     assert config["dataset"]["root"] == "123"  # a string where the schema wants one
     with pytest.raises(UserInputError, match="pretrain.epochs"):
         validate_config({"pretrain": {"epochs": "two"}}, SCHEMA)
+
+
+def write_yaml(path, data):
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_load_experiment_merges_files_in_order_then_overrides(tmp_path):
+    base = write_yaml(tmp_path / "base.yaml", {"pretrain": {"epochs": 5, "batch_size": 64},
+                                               "knn": {"k": [1, 2]}, "output_dir": "base-out"})
+    local = write_yaml(tmp_path / "local.yaml", {"pretrain": {"epochs": 7}, "output_dir": "local-out"})
+    config = load_experiment([base, local], {"pretrain": {"batch_size": 16}, "knn.temperature": 0.5})
+    assert config["pretrain"]["epochs"] == 7  # the later file wins
+    assert config["pretrain"]["batch_size"] == 16  # overrides win over every file
+    assert config["output_dir"] == "local-out"
+    assert config["knn"] == {"k": [1, 2], "temperature": 0.5}  # merged deeply, dotted override nested
+    assert config["linear_probe"]["epochs"] == schema_defaults()["linear_probe"]["epochs"]  # defaults filled
+    assert load_experiment([local, base])["pretrain"]["epochs"] == 5  # order matters
+
+
+def test_load_experiment_leaves_its_overrides_untouched(tmp_path):
+    base = write_yaml(tmp_path / "base.yaml", {})
+    overrides = {"knn.k": [3]}
+    assert load_experiment([base], overrides)["knn"]["k"] == [3]
+    assert overrides == {"knn.k": [3]}
+
+
+@pytest.mark.parametrize(
+    "files,overrides,key",
+    [
+        ([{"pretrain": {"epoch": 3}}], None, "pretrain.epoch"),
+        ([{}], {"linear_probe": {"epochz": 1}}, "linear_probe.epochz"),
+        ([{}, {"knn": {"k": [0]}}], None, "knn.k.0"),
+        ([{}], {"evaluation.batch_size": "many"}, "evaluation.batch_size"),
+    ],
+)
+def test_load_experiment_names_the_bad_key(tmp_path, files, overrides, key):
+    paths = [write_yaml(tmp_path / f"{i}.yaml", data) for i, data in enumerate(files)]
+    with pytest.raises(UserInputError) as err:
+        load_experiment(paths, overrides)
+    assert f"'{key}'" in str(err.value)
+
+
+def test_load_experiment_names_a_missing_or_malformed_file(tmp_path):
+    with pytest.raises(UserInputError, match="no config file"):
+        load_experiment([])
+    with pytest.raises(UserInputError, match="nope.yaml"):
+        load_experiment([tmp_path / "nope.yaml"])
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(UserInputError, match="list.yaml"):
+        load_experiment([tmp_path / "list.yaml"])
+
+
+def test_get_dotted_and_has_dotted():
+    config = {"a": {"b": {"c": 0}, "list": [1]}, "x": None}
+    assert get_dotted(config, "a.b.c") == 0
+    assert get_dotted(config, "a.b") == {"c": 0}
+    assert get_dotted(config, "x") is None
+    for missing in ["a.b.d", "a.list.0", "a.b.c.d", "nope", "x.y"]:
+        with pytest.raises(KeyError):
+            get_dotted(config, missing)
+        assert not has_dotted(config, missing)
+    assert has_dotted(config, "a.b.c") and has_dotted(config, "x")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from .conftest import REPO, snakemake
+from .conftest import REPO, edit_yaml, in_project, snakemake
 
 CONFIGS = ["config.yaml", *sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").glob("*.yaml"))]
 STAGES = {"pretrain", "extract_features", "linear_probe", "knn", "make_subset", "collect_tables", "plot_figures"}
@@ -62,12 +62,13 @@ def test_bad_config_is_one_clear_error_before_any_job(workdir, override, key):
     assert not (workdir / "results").exists() and not (workdir / "data").exists()
 
 
-def test_end_to_end_run_of_the_test_config(workdir):
-    snakemake(workdir, "--cores", "2", "--configfile", REPO / "configs/test.yaml")
-    out = workdir / "results" / "test"
+def check_results_of_the_test_config(project: Path) -> None:
+    """What a complete run of configs/test.yaml leaves: tables, figures, settings, logs, a report."""
+    out = project / "results" / "test"
     table = pd.read_csv(out / "tables" / "runs.csv")
     assert {"run", "method", "arch", "dataset_fraction", "strategy", "auc", "linear_top1", "knn_top1"} <= set(table)
-    assert sorted(table["run"]) == ["random-init-resnet18", "simsiam-resnet18-100pct", "simsiam-resnet18-50pct"]
+    assert sorted(table["run"]) == ["random-init-resnet18", "simsiam-resnet18-100pct", "simsiam-resnet18-50pct",
+                                    "simsiam-resnet18-decaypred-100pct"]
     assert table["auc"].between(0.5, 1.0).all() and table["linear_top1"].between(0, 100).all()
     assert (table["method"] == "random-init").sum() == 1
     for name in ["singular_values", "normalized_spectrum", "cumulative_explained_variance", "auc_vs_fraction",
@@ -78,9 +79,57 @@ def test_end_to_end_run_of_the_test_config(workdir):
         assert (out / "runs" / run / "config.yaml").is_file()  # every run keeps its resolved settings
         assert (out / "logs" / "pretrain" / f"{run}.log").is_file()
 
-    again = snakemake(workdir, "-n", "--configfile", REPO / "configs/test.yaml")
-    assert "Nothing to be done" in again.stdout + again.stderr
-
-    snakemake(workdir, "--configfile", REPO / "configs/test.yaml", "--report", workdir / "report.html")
-    html = (workdir / "report.html").read_text(errors="replace")
+    in_project(project, "snakemake", "--configfile", "configs/test.yaml", "--report", "report.html")
+    html = (project / "report.html").read_text(errors="replace")
     assert "auc_vs_linear_top1" in html and "partial dimensional collapse" in html.lower()
+
+
+def planned(project: Path) -> tuple[dict[str, int], set[str]]:
+    """Jobs per rule, and the runs they touch, that Snakemake would execute now (dry-run)."""
+    proc = in_project(project, "snakemake", "-n", "--configfile", "configs/test.yaml")
+    if "Nothing to be done" in proc.stdout + proc.stderr:
+        return {}, set()
+    return job_counts(proc.stdout), set(re.findall(r"wildcards: run=(\S+)", proc.stdout))
+
+
+@pytest.mark.workflow
+def test_snakemake_reruns_only_invalidated_stages_and_dvc_commit_records_its_work(project):
+    run = ("snakemake", "--cores", "2", "--configfile", "configs/test.yaml")
+    in_project(project, *run)
+    check_results_of_the_test_config(project)
+    assert planned(project) == ({}, set())
+
+    (project / "README.md").write_text((project / "README.md").read_text() + "\nAn unrelated note.\n")
+    assert planned(project) == ({}, set())
+
+    edit_yaml(project / "configs/test.yaml", ("linear_probe.lr", 0.2))
+    jobs, runs = planned(project)
+    assert jobs == {"linear_probe": 4, "collect_tables": 1, "plot_figures": 1, "all": 1, "total": 7}
+    checkpoint = project / "results/test/runs/simsiam-resnet18-50pct/checkpoint.pt"
+    before = checkpoint.stat().st_mtime_ns
+    in_project(project, *run)
+    assert checkpoint.stat().st_mtime_ns == before
+    assert '"lr": 0.2' in (project / "results/test/runs/simsiam-resnet18-50pct/linear_probe.json").read_text()
+
+    edit_yaml(project / "configs/test.yaml", ("runs.simsiam-resnet18-decaypred.pretrain.epochs", 1))
+    jobs, runs = planned(project)
+    assert runs == {"simsiam-resnet18-decaypred-100pct"}
+    assert jobs == {"pretrain": 1, "extract_features": 1, "linear_probe": 1, "knn": 1, "collect_tables": 1,
+                    "plot_figures": 1, "all": 1, "total": 7}
+    in_project(project, *run)
+
+    # One command records Snakemake's work in DVC; then DVC has nothing to do.
+    pipeline = "workflow/dvc/test/dvc.yaml"
+    in_project(project, "siamcollapse", "dvc-yaml", "--configfile", "configs/test.yaml")
+    in_project(project, "dvc", "commit", "--force", pipeline)
+    assert "up to date" in in_project(project, "dvc", "status", pipeline).stdout
+    assert "Running stage" not in in_project(project, "dvc", "repro", pipeline).stdout
+
+
+def test_command_line_overrides_reach_every_stage_command(workdir):
+    proc = snakemake(workdir, "-n", "-p", "--configfile", REPO / "configs/test.yaml", "--config", "linear_probe={lr: 0.3}")
+    commands = re.findall(r"^Shell command: (siamcollapse .+)$", proc.stdout, re.MULTILINE)
+    assert len(commands) >= 8
+    for command in commands:
+        if "--config" in command:  # every config-reading stage gets the override on top of the file
+            assert """--set '{"linear_probe": {"lr": "0.3"}}'""" in command, command
