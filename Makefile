@@ -14,9 +14,10 @@ run: $(STAMP)
 	$(BIN)/snakemake --report results/report.html
 	@echo "Results: results/tables/runs.md, results/figures/, results/report.html"
 
-# The same DAG through DVC (dvc.yaml is generated from the Snakefile; see README).
+# The same DAG through DVC (dvc.yaml is generated from the Snakefile; see README). Its stage
+# commands (`siamcollapse ...`) are found on PATH, as in an activated environment.
 dvc-repro: $(STAMP)
-	$(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -371,3 +371,13 @@ def test_streaming_from_disk_trains_and_extracts_the_same_features_as_in_memory(
                    *streaming) == 0
     for name in ["train.npy", "val.npy"]:
         assert np.allclose(np.load(out / "features" / name), np.load(pipeline.run_dir / "features" / name), atol=1e-5)
+
+
+def test_pretrain_refuses_the_subset_of_another_fraction(tiny_dataset: Path, tmp_path: Path, capsys):
+    config = write_config(tmp_path, tiny_dataset)
+    assert run_cli("make-subset", "--config", config, "--fraction", "1.0", "--data-root", tiny_dataset,
+                   "--out", tmp_path / "full.json") == 0
+    code = run_cli("pretrain", "--config", config, "--run", "tiny-50pct", "--data-root", tiny_dataset,
+                   "--subset", tmp_path / "full.json", "--out-dir", tmp_path / "run")
+    assert code == 2
+    assert "fraction 1" in capsys.readouterr().err and not (tmp_path / "run").exists()
