@@ -30,8 +30,9 @@ def check_subset(run: plan.Run, subset: Path | None) -> None:
         return
     if subset is None:
         raise UserInputError(f"run '{run.name}' trains on {run.dataset_fraction:g} of the data: give its --subset")
-    if subset.is_file() and not math.isclose(read_json(subset)["fraction"], run.dataset_fraction):
-        raise UserInputError(f"{subset} is the subset of fraction {read_json(subset)['fraction']:g}, but run "
+    recorded = read_json(subset).get("fraction") if subset.is_file() else None  # the rest: read_subset checks
+    if recorded is not None and not math.isclose(recorded, run.dataset_fraction):
+        raise UserInputError(f"{subset} is the subset of fraction {recorded:g}, but run "
                              f"'{run.name}' trains on {run.dataset_fraction:g}")
 
 
