@@ -57,12 +57,17 @@ def _model_key(model: dict[str, Any]) -> str:
     return json.dumps(model, sort_keys=True)
 
 
+def group_model(config: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """The backbone of a run group: the config's model with the group's overrides."""
+    return deep_merge(config["model"], spec.get("model", {}))
+
+
 def expand_runs(config: dict[str, Any]) -> dict[str, Run]:
     """Every pretraining run (one per group and fraction) and one random-init run per model."""
     runs: dict[str, Run] = {}
     baselines: dict[str, dict[str, Any]] = {}
     for group, spec in config["runs"].items():
-        model = deep_merge(config["model"], spec.get("model", {}))
+        model = group_model(config, spec)
         pretrain = deep_merge(config["pretrain"], spec.get("pretrain", {}))
         for fraction in spec["fractions"]:
             name = f"{group}-{fraction_tag(fraction)}"
@@ -137,7 +142,7 @@ def stage_config_keys(config: dict[str, Any], stage: str, run: Run | None = None
     if run is None:
         raise ValueError("the pretrain stage's keys depend on the run")
     if run.is_baseline:  # an untrained backbone: only its architecture and the init seed matter
-        groups = [g for g, spec in config["runs"].items() if deep_merge(config["model"], spec.get("model", {})) == run.model]
+        groups = [g for g, spec in config["runs"].items() if group_model(config, spec) == run.model]
         return ["model", "pretrain.seed", *[f"runs.{g}.model" for g in groups if "model" in config["runs"][g]]]
     overrides = [f"runs.{run.group}.{section}" for section in ("model", "pretrain") if section in config["runs"][run.group]]
     return ["dataset", "model", "pretrain", "augment", *overrides]
