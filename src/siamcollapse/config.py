@@ -49,14 +49,15 @@ def fill_defaults(instance: dict, schema: dict, root: dict | None = None) -> dic
 
     Only named ``properties`` are filled, never entries matched by ``additionalProperties``:
     a run group's partial ``model``/``pretrain`` overrides must stay partial, so the top-level
-    values they do not override still apply.
+    values they do not override still apply. Nor are defaults filled inside a node marked
+    ``x-overrides`` (a method's augmentation overrides), for the same reason.
     """
     root = root if root is not None else schema
     for name, subschema in schema.get("properties", {}).items():
         subschema = _resolve(subschema, root)
         if name not in instance and "default" in subschema:
             instance[name] = copy.deepcopy(subschema["default"])
-        if isinstance(instance.get(name), dict) and "properties" in subschema:
+        if isinstance(instance.get(name), dict) and "properties" in subschema and not subschema.get("x-overrides"):
             fill_defaults(instance[name], subschema, root)
     return instance
 

@@ -14,7 +14,7 @@ from .losses import simsiam_loss
 
 @register("simsiam")
 class SimSiam(Method):
-    def __init__(self, backbone: nn.Module, settings: dict[str, Any]) -> None:
+    def __init__(self, backbone: nn.Module, settings: dict[str, Any], **context: Any) -> None:
         super().__init__()
         self.backbone = backbone
         self.projector = projector(backbone.feature_dim, settings["proj_dim"])
