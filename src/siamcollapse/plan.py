@@ -16,8 +16,10 @@ from typing import Any
 
 from .config import deep_merge, get_dotted
 from .errors import UserInputError
+from .models.naming import model_name, relevant_model
 
 RANDOM_INIT = "random-init"
+DISTILL = "distill"
 
 
 @dataclass(frozen=True)
@@ -31,20 +33,27 @@ class Run:
     dataset_fraction: float | None  # None for the random-init baseline (it sees no data)
     model: dict[str, Any] = field(hash=False)
     pretrain: dict[str, Any] = field(hash=False)
+    augment: dict[str, Any] = field(default_factory=dict, hash=False)
+    teacher: Run | None = field(default=None, hash=False)  # distillation students only
 
     @property
     def is_baseline(self) -> bool:
         return self.method == RANDOM_INIT
 
     def info(self) -> dict[str, Any]:
-        """What the results table says about this run."""
+        """What the results tables say about this run."""
         return {
             "run": self.name,
             "group": self.group,
             "method": self.method,
-            "arch": self.model["arch"],
+            "arch": model_name(self.model),
             "dataset_fraction": self.dataset_fraction,
             "strategy": self.strategy,
+            "warmup_epochs": self.pretrain.get("warmup_epochs", 0),
+            "switch_epoch": self.pretrain.get("switch_epoch") if self.strategy == "hybrid" else None,
+            "teacher": self.teacher.name if self.teacher else None,
+            "teacher_method": self.teacher.method if self.teacher else None,
+            "teacher_arch": model_name(self.teacher.model) if self.teacher else None,
         }
 
 
@@ -58,34 +67,147 @@ def _model_key(model: dict[str, Any]) -> str:
 
 
 def group_model(config: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
-    """The backbone of a run group: the config's model with the group's overrides."""
-    return deep_merge(config["model"], spec.get("model", {}))
+    """The backbone of a run group (or student): the config's model with the spec's overrides."""
+    return relevant_model(deep_merge(config["model"], spec.get("model", {})), config["dataset"]["image_size"])
+
+
+def resolve_pretrain(config: dict[str, Any], overrides: dict[str, Any], where: str,
+                     method: str | None = None) -> dict[str, Any]:
+    """A run's pretraining settings: general settings, its method's defaults, then ``overrides``.
+
+    ``where`` is the dotted key of ``overrides`` (for errors): an override must be a general key
+    or a hyperparameter of the run's method (``method``, else the one the settings name).
+    """
+    general = {**config["pretrain"], **{k: v for k, v in overrides.items() if k in config["pretrain"]}}
+    method = method or general["method"]
+    general["method"] = method
+    method_defaults = {k: v for k, v in config["methods"][method].items() if k != "augment"}
+    for key in overrides:
+        if key not in general and key not in method_defaults:
+            raise UserInputError(f"config: key '{where}.{key}': not a setting of method {method} "
+                                 f"(its settings: {', '.join(method_defaults)})")
+    return {**general, **method_defaults, **{k: v for k, v in overrides.items() if k in method_defaults}}
+
+
+def resolve_augment(config: dict[str, Any], method: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Top-level augmentation, then the method's overrides, then the run group's."""
+    return deep_merge(deep_merge(config["augment"], config["methods"][method].get("augment", {})), spec.get("augment", {}))
 
 
 def expand_runs(config: dict[str, Any]) -> dict[str, Run]:
-    """Every pretraining run (one per group and fraction) and one random-init run per model."""
+    """Every pretraining run (one per group and fraction), every distillation student, and one
+    random-init run per model."""
     runs: dict[str, Run] = {}
-    baselines: dict[str, dict[str, Any]] = {}
     for group, spec in config["runs"].items():
         model = group_model(config, spec)
-        pretrain = deep_merge(config["pretrain"], spec.get("pretrain", {}))
+        pretrain = resolve_pretrain(config, spec.get("pretrain", {}), f"runs.{group}.pretrain")
+        augment = resolve_augment(config, pretrain["method"], spec)
         for fraction in spec["fractions"]:
             name = f"{group}-{fraction_tag(fraction)}"
             if name in runs:
                 raise UserInputError(f"config: key 'runs.{group}.fractions': {fraction} is listed twice")
-            runs[name] = Run(name, group, pretrain["method"], pretrain["strategy"], fraction, model, pretrain)
-        baselines.setdefault(_model_key(model), model)
+            runs[name] = Run(name, group, pretrain["method"], pretrain["strategy"], fraction, model, pretrain, augment)
+    for run in list(runs.values()):
+        check_schedule(run, f"runs.{run.group}.pretrain")
+        if run.strategy == "hybrid":
+            hybrid_source(runs, run)
+    _add_students(config, runs)
     if config["random_init_baseline"]:
-        for model in baselines.values():
-            name = _baseline_name(model, runs)
-            runs[name] = Run(name, RANDOM_INIT, RANDOM_INIT, "none", None, model, {"seed": config["pretrain"]["seed"]})
+        _add_baselines(config, runs)
     return runs
 
 
+def _add_students(config: dict[str, Any], runs: dict[str, Run]) -> None:
+    for name, spec in config["distillations"].items():
+        where = f"distillations.{name}"
+        teacher = runs.get(spec["teacher"])
+        if teacher is None:
+            raise UserInputError(f"config: key '{where}.teacher': no run named '{spec['teacher']}' "
+                                 f"(runs: {', '.join(runs)})")
+        if name in runs:
+            raise UserInputError(f"config: key '{where}': a run of that name already exists")
+        overrides = spec.get("pretrain", {})
+        if "method" in overrides:
+            raise UserInputError(f"config: key '{where}.pretrain.method': a student is always distilled")
+        pretrain = resolve_pretrain(config, overrides, f"{where}.pretrain", method=DISTILL)
+        if pretrain["strategy"] == "hybrid":
+            raise UserInputError(f"config: key '{where}.pretrain.strategy': students cannot use 'hybrid'")
+        student = Run(name, name, DISTILL, pretrain["strategy"], spec.get("fraction", 1.0), group_model(config, spec),
+                      pretrain, resolve_augment(config, DISTILL, spec), teacher)
+        check_schedule(student, f"{where}.pretrain")
+        runs[name] = student
+
+
+def _add_baselines(config: dict[str, Any], runs: dict[str, Run]) -> None:
+    baselines: dict[str, dict[str, Any]] = {}
+    for run in runs.values():
+        baselines.setdefault(_model_key(run.model), run.model)
+    for model in baselines.values():
+        name = _baseline_name(model, runs)
+        runs[name] = Run(name, RANDOM_INIT, RANDOM_INIT, "none", None, model, {"seed": config["pretrain"]["seed"]})
+
+
+def check_schedule(run: Run, where: str) -> None:
+    """Reject strategy and schedule settings that cannot be trained, naming the key."""
+    hp = run.pretrain
+    chunks = hp["chunks"] or hp["epochs"]
+    if hp["warmup_epochs"] >= hp["epochs"]:
+        raise UserInputError(f"config: key '{where}.warmup_epochs': {hp['warmup_epochs']} must be below "
+                             f"epochs ({hp['epochs']})")
+    if run.strategy in ("single-pass", "cumulative", "hybrid") and chunks > hp["epochs"]:
+        raise UserInputError(f"config: key '{where}.chunks': {chunks} chunks over {hp['epochs']} epochs; "
+                             f"'{run.strategy}' would never train on some chunks")
+    if run.strategy == "last" and hp["last_chunks"] > chunks:
+        raise UserInputError(f"config: key '{where}.last_chunks': {hp['last_chunks']} is more than the {chunks} chunks")
+    if run.strategy == "hybrid" and not (hp["switch_epoch"] and hp["switch_epoch"] < hp["epochs"] and hp["hybrid_from"]):
+        raise UserInputError(f"config: key '{where}': strategy 'hybrid' needs switch_epoch (below epochs) "
+                             "and hybrid_from (the group of its single-pass run)")
+
+
+# Settings a hybrid run may differ in from the single-pass run it continues.
+_HYBRID_OWN_KEYS = ("strategy", "switch_epoch", "hybrid_from")
+
+
+def hybrid_source(runs: dict[str, Run], run: Run) -> Run:
+    """The single-pass run whose epoch-K training state the hybrid ``run`` continues."""
+    where = f"runs.{run.group}.pretrain.hybrid_from"
+    name = f"{run.pretrain['hybrid_from']}-{fraction_tag(run.dataset_fraction)}"
+    source = runs.get(name)
+    if source is None or source.strategy != "single-pass":
+        raise UserInputError(f"config: key '{where}': group '{run.pretrain['hybrid_from']}' has no single-pass "
+                             f"run on {fraction_tag(run.dataset_fraction)} of the data")
+    differs = [k for k in run.pretrain if k not in _HYBRID_OWN_KEYS and run.pretrain[k] != source.pretrain.get(k)]
+    if source.model != run.model or source.augment != run.augment:
+        differs.append("model/augment")
+    if differs:
+        raise UserInputError(f"config: key '{where}': the hybrid run must match its single-pass run "
+                             f"'{source.name}' except its strategy; they differ in {', '.join(differs)}")
+    return source
+
+
+def snapshot_epochs(runs: dict[str, Run], name: str) -> list[int]:
+    """Epochs after which run ``name`` saves a training state that hybrid runs continue from."""
+    return sorted({r.pretrain["switch_epoch"] for r in runs.values()
+                   if r.strategy == "hybrid" and hybrid_source(runs, r).name == name})
+
+
+def initial_state(runs: dict[str, Run], name: str, until_epoch: int | None = None) -> tuple[str, int] | None:
+    """(run, epoch) of the training state that run ``name`` (up to ``until_epoch``) starts from.
+
+    A hybrid run continues its single-pass run's epoch-K state; a run that provides snapshots is
+    trained in segments, each continuing the previous snapshot. None: start from scratch.
+    """
+    run = runs[name]
+    if run.strategy == "hybrid" and until_epoch is None:
+        return hybrid_source(runs, run).name, run.pretrain["switch_epoch"]
+    earlier = [k for k in snapshot_epochs(runs, name) if until_epoch is None or k < until_epoch]
+    return (name, earlier[-1]) if earlier else None
+
+
 def _baseline_name(model: dict[str, Any], taken: dict[str, Run]) -> str:
-    name = f"{RANDOM_INIT}-{model['arch']}"
-    if name in taken:  # two models share an architecture name: tell them apart by width
-        name = f"{name}-w{model['width']}-{model['stem']}"
+    name = f"{RANDOM_INIT}-{model_name(model)}"
+    if name in taken:  # two models share a name (they differ in stem): tell them apart
+        name = f"{name}-{model.get('stem', 'vit')}"
     return name
 
 
@@ -100,8 +222,8 @@ def find_run(config: dict[str, Any], name: str) -> Run:
 
 
 def fractions(config: dict[str, Any]) -> list[float]:
-    """All subset fractions the runs use, sorted."""
-    return sorted({f for spec in config["runs"].values() for f in spec["fractions"]})
+    """All subset fractions the runs (and students) train on, sorted."""
+    return sorted({run.dataset_fraction for run in expand_runs(config).values() if run.dataset_fraction is not None})
 
 
 # --- paths --------------------------------------------------------------------------------
@@ -129,8 +251,9 @@ STAGE_CONFIG_KEYS: dict[str, list[str]] = {
     "make_subset": ["dataset.source", "subsets"],
     "extract_features": ["dataset", "evaluation"],
     "linear_probe": ["linear_probe"],
+    "augmented_probe": ["dataset", "evaluation", "linear_probe"],
     "knn": ["knn"],
-    "collect_tables": [],
+    "collect_tables": ["report"],
     "plot_figures": [],
 }
 
@@ -142,10 +265,17 @@ def stage_config_keys(config: dict[str, Any], stage: str, run: Run | None = None
     if run is None:
         raise ValueError("the pretrain stage's keys depend on the run")
     if run.is_baseline:  # an untrained backbone: only its architecture and the init seed matter
-        groups = [g for g, spec in config["runs"].items() if group_model(config, spec) == run.model]
-        return ["model", "pretrain.seed", *[f"runs.{g}.model" for g in groups if "model" in config["runs"][g]]]
-    overrides = [f"runs.{run.group}.{section}" for section in ("model", "pretrain") if section in config["runs"][run.group]]
-    return ["dataset", "model", "pretrain", "augment", *overrides]
+        specs = {**{f"runs.{g}": spec for g, spec in config["runs"].items()},
+                 **{f"distillations.{g}": spec for g, spec in config["distillations"].items()}}
+        overrides = [f"{key}.model" for key, spec in specs.items()
+                     if "model" in spec and group_model(config, spec) == run.model]
+        size = ["dataset.image_size"] if "image_size" in run.model else []
+        return ["model", "pretrain.seed", *size, *overrides]
+    if run.teacher is not None:
+        return ["dataset", "model", "pretrain", "augment", f"methods.{DISTILL}", f"distillations.{run.name}"]
+    overrides = [f"runs.{run.group}.{section}" for section in ("model", "pretrain", "augment")
+                 if section in config["runs"][run.group]]
+    return ["dataset", "model", "pretrain", "augment", f"methods.{run.method}", *overrides]
 
 
 def stage_settings(config: dict[str, Any], stage: str, run: Run | None = None) -> dict[str, Any]:
@@ -163,7 +293,7 @@ def pretrain_settings(config: dict[str, Any], run: Run) -> dict[str, Any]:
         "model": run.model,
         "pretrain": run.pretrain,
         "data": {k: dataset[k] for k in ("source", "image_size", "in_memory")},
-        "augment": config["augment"],
+        "augment": run.augment,
     }
 
 

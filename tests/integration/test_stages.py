@@ -32,8 +32,8 @@ def tiny_experiment(data_root: Path, out: Path) -> dict[str, Any]:
         "dataset": {"source": "embedded", "root": str(data_root), "image_size": 32, "in_memory": True},
         "embedded": {"seed": 0, "num_classes": 10, "train_per_class": 3, "val_per_class": 2, "image_size": 32},
         "model": {"arch": "resnet18", "width": 8, "stem": "imagenet"},
-        "pretrain": {"epochs": 2, "steps_per_epoch": 2, "batch_size": 8, "proj_dim": 32, "pred_dim": 8,
-                     "num_workers": 0},
+        "pretrain": {"epochs": 2, "steps_per_epoch": 2, "batch_size": 8, "num_workers": 0},
+        "methods": {"simsiam": {"proj_dim": 32, "pred_dim": 8}},
         "runs": {"tiny": {"fractions": [0.5, 1.0]}},
         "random_init_baseline": True,
         "evaluation": {"batch_size": 16, "num_workers": 0},
@@ -98,7 +98,7 @@ def test_pretrain_writes_checkpoint_log_and_resolved_settings(pipeline: Pipeline
     run_dir = pipeline.run_dir
     _backbone, meta = load_backbone(run_dir / "checkpoint.pt")
     assert meta["epochs_trained"] == 2 and meta["run"]["run"] == "tiny-100pct"
-    assert meta["model"] == {"arch": "resnet18", "width": 8, "stem": "imagenet"}
+    assert meta["model"] == {"arch": "resnet18", "block": "default", "width": 8, "stem": "imagenet"}
     log = (run_dir / "train_log.csv").read_text().splitlines()
     assert log[0].split(",") == loop.LOG_COLUMNS and len(log) == 3
     info = read_json(run_dir / "run.json")
@@ -190,7 +190,7 @@ def test_later_config_files_and_set_override_earlier_ones_for_knn(pipeline: Pipe
 def test_probe_refuses_features_of_another_backbone(pipeline: Pipeline, tmp_path: Path, capsys):
     other = tmp_path / "other"
     assert run_cli("pretrain", "--config", pipeline.config, "--set", '{"pretrain": {"seed": 5}}',
-                   "--run", "random-init-resnet18", "--data-root", "unused", "--out-dir", other) == 0
+                   "--run", "random-init-resnet18-w8", "--data-root", "unused", "--out-dir", other) == 0
     assert read_json(other / "run.json")["epochs_trained"] == 0
     capsys.readouterr()
     code = run_cli("linear-probe", "--config", pipeline.config, "--checkpoint", other / "checkpoint.pt",

@@ -76,14 +76,14 @@ def test_defaults_fill_missing_keys_but_run_overrides_stay_partial():
     assert config["linear_probe"]["lr"] == schema_defaults(SCHEMA)["linear_probe"]["lr"]
     assert config["runs"]["r"]["model"] == {"stem": "small"}
     run = plan.expand_runs(config)["r-50pct"]
-    assert run.model == {"arch": "resnet18", "width": 16, "stem": "small"}
+    assert run.model == {"arch": "resnet18", "block": "default", "width": 16, "stem": "small"}
 
 
 def test_runs_expand_per_fraction_with_one_baseline_per_model():
     config = validate_config({"runs": {"a": {"fractions": [0.1, 1.0]},
                                        "b": {"fractions": [0.5], "model": {"width": 16}}}}, SCHEMA)
     runs = plan.expand_runs(config)
-    assert list(runs) == ["a-10pct", "a-100pct", "b-50pct", "random-init-resnet18", "random-init-resnet18-w16-imagenet"]
+    assert list(runs) == ["a-10pct", "a-100pct", "b-50pct", "random-init-resnet18", "random-init-resnet18-w16"]
     assert runs["a-10pct"].dataset_fraction == 0.1 and runs["random-init-resnet18"].is_baseline
     assert plan.fractions(config) == [0.1, 0.5, 1.0]
 
@@ -100,12 +100,12 @@ def test_missing_external_dataset_root_is_an_error(tmp_path):
 
 
 def test_strings_from_the_snakemake_command_line_are_parsed_where_the_schema_wants_numbers():
-    config = validate_config({"pretrain": {"epochs": "2", "base_lr": "0.1", "fix_pred_lr": "false"},
+    config = validate_config({"pretrain": {"epochs": "2"}, "methods": {"simsiam": {"base_lr": "0.1", "fix_pred_lr": "false"}},
                               "runs": {"r": {"fractions": "[0.5, 1.0]", "pretrain": {"batch_size": "32"}},
                                        "s": {"fractions": ["0.25", "1.0"]}},
                               "dataset": {"root": "123"}}, SCHEMA)
-    assert config["pretrain"]["epochs"] == 2 and config["pretrain"]["base_lr"] == 0.1
-    assert config["pretrain"]["fix_pred_lr"] is False
+    assert config["pretrain"]["epochs"] == 2 and config["methods"]["simsiam"]["base_lr"] == 0.1
+    assert config["methods"]["simsiam"]["fix_pred_lr"] is False
     assert config["runs"]["r"]["fractions"] == [0.5, 1.0] and config["runs"]["r"]["pretrain"]["batch_size"] == 32
     assert config["runs"]["s"]["fractions"] == [0.25, 1.0]
     assert config["dataset"]["root"] == "123"  # a string where the schema wants one

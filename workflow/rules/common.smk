@@ -13,6 +13,7 @@ from siamcollapse import plan
 from siamcollapse.codedeps import stage_code
 from siamcollapse.config import nest_dotted_keys, validate_config
 from siamcollapse.errors import UserInputError
+from siamcollapse.reporting.plots import FIGURE_NAMES
 
 try:
     nest_dotted_keys(config)
@@ -51,6 +52,7 @@ CONFIG_ARGS = config_args()
 
 wildcard_constraints:
     run="|".join(RUNS),
+    epoch=r"\d+",
     fraction="|".join(map(str, FRACTION_OF_TAG)),
 
 
@@ -82,30 +84,39 @@ def run_files(name):
     return [run_path(run, name) for run in RUNS]
 
 
+def state_file(run, epoch):
+    """The training state of ``run`` after ``epoch`` (a snapshot that hybrid runs continue)."""
+    return run_path(run, f"state-epoch{epoch}.pt")
+
+
 def pretrain_inputs(wildcards):
+    """Data, code, the subset, and where they apply the teacher and the state continued from."""
     run = RUNS[wildcards.run]
     inputs = {"data": DATA_ROOT, "code": code_of("pretrain")}
     if not run.is_baseline:
         inputs["subset"] = str(plan.subset_file(config, run.dataset_fraction))
+    if run.teacher is not None:
+        inputs["teacher"] = run_path(run.teacher.name, "checkpoint.pt")
+    start = plan.initial_state(RUNS, run.name, int(wildcards.epoch) if "epoch" in wildcards.keys() else None)
+    if start is not None:
+        inputs["init_state"] = state_file(*start)
     return inputs
 
 
-def pretrain_subset_arg(wildcards, input):
-    return f"--subset {input.subset}" if "subset" in input.keys() else ""
+def pretrain_input_args(wildcards, input):
+    """The optional inputs as command-line options (`--subset F --teacher F --init-state F`)."""
+    options = {"subset": "--subset", "teacher": "--teacher", "init_state": "--init-state"}
+    return " ".join(f"{flag} {getattr(input, name)}" for name, flag in options.items() if name in input.keys())
 
 
 def final_targets():
     return [
         str(OUT / "tables" / "runs.csv"),
         str(OUT / "tables" / "runs.md"),
+        *[str(OUT / "tables" / f"{name}.{ext}") for name in PAPER_TABLES for ext in ("csv", "md")],
         *[str(OUT / "figures" / name) for name in FIGURES],
     ]
 
 
-FIGURES = [
-    "singular_values.png",
-    "normalized_spectrum.png",
-    "cumulative_explained_variance.png",
-    "auc_vs_fraction.png",
-    "auc_vs_linear_top1.png",
-]
+FIGURES = list(FIGURE_NAMES)
+PAPER_TABLES = ["distillation", "training_methods", "strategies"]

@@ -1,4 +1,5 @@
-# Results: the run table (CSV + Markdown) and the figures, with captions for the HTML report.
+# Results: the run table and the paper-shaped tables (CSV + Markdown) and the figures, with
+# captions for the HTML report.
 
 
 rule collect_tables:
@@ -11,16 +12,19 @@ rule collect_tables:
     output:
         csv=report(OUT / "tables" / "runs.csv", caption="../report/runs_table.rst", category="Tables"),
         markdown=OUT / "tables" / "runs.md",
+        paper_tables=[OUT / "tables" / f"{name}.{ext}" for name in PAPER_TABLES for ext in ("csv", "md")],
     params:
         run_dirs=[plan.run_dir(config, run) for run in RUNS],
+        settings=settings_of("collect_tables"),
+        compare=lambda w: "--compare-to-paper" if config["report"]["compare_to_paper"] else "",
+        out_dir=OUT / "tables",
     log:
         LOGS / "collect_tables.log",
     threads: 1
     resources:
         **resources_of("default"),
     shell:
-        "siamcollapse collect --run-dirs {params.run_dirs} --out-csv {output.csv}"
-        " --out-md {output.markdown} --log {log}"
+        "siamcollapse collect --run-dirs {params.run_dirs} --out-dir {params.out_dir} {params.compare} --log {log}"
 
 
 rule plot_figures:

@@ -13,9 +13,10 @@ modules it imports, so every stage must stay importable on its own.
 HELP = {
     "prepare-data": "Generate the embedded procedural dataset (ImageFolder PNGs).",
     "make-subset": "Write the index file of one nested subset of the training set.",
-    "pretrain": "Self-supervised pretraining of one run (or a random-init baseline's initialisation).",
+    "pretrain": "Self-supervised pretraining or distillation of one run (or a random-init baseline's initialisation).",
     "extract": "Backbone features of train and val, and the train spectrum with its collapse metrics.",
     "linear-probe": "Linear probe on cached features; top-1 on val.",
+    "augmented-probe": "The paper's linear probe: augmented images through the frozen backbone (LARS); top-1 on val.",
     "knn": "Weighted kNN on L2-normalised features; top-1 on val for every configured k.",
     "collect": "Gather every run's metrics into results tables (CSV and Markdown).",
     "plot": "Spectrum and AUC figures (PNG).",

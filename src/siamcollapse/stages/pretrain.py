@@ -1,4 +1,9 @@
-"""Self-supervised pretraining of one run (or the initialisation of a random-init baseline)."""
+"""Self-supervised pretraining of one run (or the initialisation of a random-init baseline).
+
+A distillation student also takes its teacher's checkpoint. A hybrid run continues the training
+state of its single-pass run at epoch K (``--init-state``); the single-pass run is itself trained
+in segments that stop at each such epoch (``--stop-after-epoch K --state-out FILE``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from typing import Any
 from .. import plan
 from ..errors import UserInputError
 from ..io import read_json
-from ..training.loop import pretrain
+from ..training.checkpoint import settings_hash
+from ..training.loop import Segment, pretrain
 
 RESOURCES = "pretrain"
 
@@ -20,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", type=Path, required=True)
     parser.add_argument("--subset", type=Path, default=None, help="subset index file (not for random-init)")
     parser.add_argument("--out-dir", type=Path, required=True)
+    parser.add_argument("--teacher", type=Path, default=None, help="teacher checkpoint (distillation students)")
+    parser.add_argument("--init-state", type=Path, default=None, help="training state to continue (see module doc)")
+    parser.add_argument("--stop-after-epoch", type=int, default=None, help="end this segment after this epoch...")
+    parser.add_argument("--state-out", type=Path, default=None, help="...and write its training state here")
 
 
 def check_subset(run: plan.Run, subset: Path | None) -> None:
@@ -36,7 +46,26 @@ def check_subset(run: plan.Run, subset: Path | None) -> None:
                              f"'{run.name}' trains on {run.dataset_fraction:g}")
 
 
+def check_inputs(config: dict[str, Any], run: plan.Run, args: argparse.Namespace) -> Segment:
+    """The segment of ``run`` this command trains, after checking its extra inputs match the plan."""
+    runs = plan.expand_runs(config)
+    if (run.teacher is None) != (args.teacher is None):
+        raise UserInputError(f"run '{run.name}' " + (f"is distilled from '{run.teacher.name}': give its --teacher"
+                                                      if run.teacher else "has no teacher: drop --teacher"))
+    if (args.stop_after_epoch is None) != (args.state_out is None):
+        raise UserInputError("--stop-after-epoch and --state-out go together")
+    if args.stop_after_epoch is not None and args.stop_after_epoch not in plan.snapshot_epochs(runs, run.name):
+        raise UserInputError(f"run '{run.name}' saves no state after epoch {args.stop_after_epoch} in this config")
+    start = plan.initial_state(runs, run.name, args.stop_after_epoch)
+    if (start is None) != (args.init_state is None):
+        raise UserInputError(f"run '{run.name}' " + (f"continues the epoch-{start[1]} state of '{start[0]}': give "
+                                                      "its --init-state" if start else "starts from scratch: drop --init-state"))
+    init_hash = settings_hash(plan.pretrain_settings(config, runs[start[0]])) if start else None
+    return Segment(args.init_state, init_hash, args.stop_after_epoch, args.state_out)
+
+
 def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     run = plan.find_run(config, args.run)
     check_subset(run, args.subset)
-    pretrain(plan.pretrain_settings(config, run), args.data_root, args.subset, args.out_dir)
+    segment = check_inputs(config, run, args)
+    pretrain(plan.pretrain_settings(config, run), args.data_root, args.subset, args.out_dir, args.teacher, segment)

@@ -43,10 +43,12 @@ def discard_resume_state(run_dir: Path) -> None:
 
 
 def save_backbone(path: Path, backbone: torch.nn.Module, model: dict[str, Any], run: dict[str, Any],
-                  epochs_trained: int) -> None:
+                  epochs_trained: int, extras: dict[str, Any] | None = None) -> None:
+    """The final checkpoint: backbone weights, how to rebuild them, and ``extras`` of the method."""
     from ..models.backbones import state_fingerprint
 
     save_torch(path, {
+        **(extras or {}),
         "backbone": {k: v.detach().cpu() for k, v in backbone.state_dict().items()},
         "model": model,
         "feature_dim": backbone.feature_dim,
