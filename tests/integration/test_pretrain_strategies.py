@@ -62,7 +62,7 @@ def single_pass(experiment, tiny_dataset) -> Path:
 
 
 def test_a_run_trained_in_segments_equals_one_trained_in_one_go(experiment, tiny_dataset, single_pass, tmp_path):
-    config, subset, _ = experiment
+    subset = experiment[1]
     whole = tmp_path / "whole"
     # The same run, unsegmented: allowed by the CLI only without hybrids depending on it, so use a
     # config without the hybrid group.

@@ -17,12 +17,13 @@ import yaml
 
 from siamcollapse import cli, plan
 from siamcollapse.config import deep_merge, load_experiment
+from siamcollapse.reporting.plots import FIGURE_NAMES
 from siamcollapse.reporting.tables import read_spectrum
 from siamcollapse.stages import linear_probe as linear_probe_stage
 from siamcollapse.training import loop
 from siamcollapse.training.checkpoint import RESUME_NAME, load_backbone
 
-STAGES = ["prepare-data", "make-subset", "pretrain", "extract", "linear-probe", "knn", "collect", "plot"]
+STAGES = ["prepare-data", "make-subset", "pretrain", "extract", "linear-probe", "augmented-probe", "knn", "collect", "plot"]
 
 
 def tiny_experiment(data_root: Path, out: Path) -> dict[str, Any]:
@@ -333,9 +334,8 @@ def test_config_reading_stages_require_a_config_and_the_others_take_none(pipelin
         run_cli("knn", "--features-dir", pipeline.run_dir / "features", "--out", tmp_path / "knn.json")
     assert exit_.value.code == 2 and "--config" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
-        run_cli("collect", "--config", pipeline.config, "--run-dirs", pipeline.run_dir,
-                "--out-csv", tmp_path / "t.csv", "--out-md", tmp_path / "t.md")
-    assert exit_.value.code == 2 and not (tmp_path / "t.csv").exists()
+        run_cli("collect", "--config", pipeline.config, "--run-dirs", pipeline.run_dir, "--out-dir", tmp_path / "t")
+    assert exit_.value.code == 2 and not (tmp_path / "t").exists()
     with pytest.raises(SystemExit) as exit_:
         run_cli("knn", "--config", pipeline.config, "--set", "[1]", "--features-dir", pipeline.run_dir / "features",
                 "--out", tmp_path / "knn.json")
@@ -344,11 +344,11 @@ def test_config_reading_stages_require_a_config_and_the_others_take_none(pipelin
 
 def test_collect_and_plot_read_the_run_outputs(pipeline: Pipeline, tmp_path: Path):
     table = tmp_path / "runs.csv"
-    assert run_cli("collect", "--run-dirs", pipeline.run_dir, "--out-csv", table, "--out-md", tmp_path / "runs.md") == 0
+    assert run_cli("collect", "--run-dirs", pipeline.run_dir, "--out-dir", tmp_path) == 0
     rows = table.read_text().splitlines()
     assert len(rows) == 2 and "tiny-100pct" in rows[1]
     assert run_cli("plot", "--table", table, "--run-dirs", pipeline.run_dir, "--out-dir", tmp_path / "figures") == 0
-    assert len(list((tmp_path / "figures").glob("*.png"))) == 5
+    assert sorted(p.name for p in (tmp_path / "figures").glob("*.png")) == sorted(FIGURE_NAMES)
 
 
 def test_console_script_lists_every_stage():

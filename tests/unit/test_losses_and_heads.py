@@ -1,12 +1,23 @@
-"""SimSiam's loss, heads and method wiring."""
+"""Losses (SimSiam, MoCo-v3, BYOL, NNSiam, distillation), heads and SimSiam's wiring."""
+
+import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from siamcollapse.methods import build_method
-from siamcollapse.methods.losses import negative_cosine, normalized_std, simsiam_loss
+from siamcollapse.methods.losses import (
+    byol_loss,
+    distillation_mse,
+    info_nce,
+    nearest_neighbours,
+    negative_cosine,
+    normalized_std,
+    simsiam_loss,
+)
 from siamcollapse.models.backbones import build_backbone, state_fingerprint
-from siamcollapse.models.heads import predictor, projector
+from siamcollapse.models.heads import mlp, predictor, projector
 
 SETTINGS = {"proj_dim": 64, "pred_dim": 16, "fix_pred_lr": True}
 
@@ -86,7 +97,7 @@ def test_simsiam_step_reduces_loss_and_predictor_group_keeps_fixed_lr():
         optimizer.zero_grad()
         out.loss.backward()
         optimizer.step()
-        losses.append(float(out.loss))
+        losses.append(float(out.loss.detach()))
     assert -1 <= losses[-1] < losses[0] <= 1
     assert out.projections.shape == (16, 64)
 
@@ -94,3 +105,98 @@ def test_simsiam_step_reduces_loss_and_predictor_group_keeps_fixed_lr():
 def test_unknown_method_is_rejected():
     with pytest.raises(ValueError, match="unknown method"):
         build_method("nope", build_backbone("resnet18", 8), SETTINGS)
+
+
+# --- MoCo-v3, BYOL, NNSiam and distillation losses; the MLP builder -----------------------------
+
+def _hand_info_nce(q: torch.Tensor, k: torch.Tensor, temperature: float, positives: list[int]) -> float:
+    """-log softmax of each query's positive column, one query at a time, times 2 * temperature."""
+    total = 0.0
+    for i, column in enumerate(positives):
+        logits = [float(q[i] @ k[j]) / (float(q[i].norm()) * float(k[j].norm())) / temperature for j in range(len(k))]
+        total += -(logits[column] - math.log(sum(math.exp(v) for v in logits)))
+    return 2 * temperature * total / len(positives)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.2])
+def test_info_nce_is_the_scaled_cross_entropy_of_cosine_logits(temperature):
+    q, k = torch.randn(5, 7), torch.randn(5, 7)
+    expected = _hand_info_nce(q, k, temperature, positives=list(range(5)))
+    assert float(info_nce(q, k, temperature)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_info_nce_offset_selects_this_shards_positive_columns():
+    q, k = torch.randn(3, 4), torch.randn(9, 4)  # 3 local queries against a gathered batch of 9 keys
+    expected = _hand_info_nce(q, k, 0.5, positives=[6, 7, 8])
+    assert float(info_nce(q, k, 0.5, offset=6)) == pytest.approx(expected, rel=1e-5)
+    aligned = k[3:6] + 0.01 * torch.randn(3, 4)  # queries matching keys 3..5
+    assert info_nce(aligned, k, 0.1, offset=3) < info_nce(aligned, k, 0.1, offset=0)
+
+
+def test_info_nce_over_shards_with_offsets_averages_to_the_whole_batch():
+    q, k = torch.randn(8, 4), torch.randn(8, 4)
+    shards = [info_nce(q[i:i + 4], k, 0.7, offset=i) for i in (0, 4)]
+    assert float(sum(shards) / 2) == pytest.approx(float(info_nce(q, k, 0.7)), rel=1e-5)
+
+
+def test_info_nce_sends_no_gradient_to_the_keys():
+    q, k = torch.randn(4, 3, requires_grad=True), torch.randn(4, 3, requires_grad=True)
+    info_nce(q, k.detach(), 1.0).backward()
+    assert q.grad is not None and k.grad is None
+
+
+def test_byol_loss_is_zero_aligned_two_orthogonal_four_opposite_and_stops_the_target_gradient():
+    p = torch.tensor([[1.0, 0.0], [0.0, 3.0]])
+    assert float(byol_loss(p, p * 2)) == pytest.approx(0.0, abs=1e-6)
+    assert float(byol_loss(p, torch.tensor([[0.0, 1.0], [1.0, 0.0]]))) == pytest.approx(2.0)
+    assert float(byol_loss(p, -p)) == pytest.approx(4.0)
+    p.requires_grad_(True)
+    z = torch.randn(2, 2, requires_grad=True)
+    byol_loss(p, z).backward()
+    assert p.grad is not None and z.grad is None
+
+
+def test_byol_loss_is_the_mean_squared_distance_of_normalised_vectors():
+    p, z = torch.randn(6, 5), torch.randn(6, 5)
+    expected = (F.normalize(p, dim=1) - F.normalize(z, dim=1)).square().sum(1).mean()
+    assert float(byol_loss(p, z)) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_nearest_neighbours_matches_a_brute_force_search():
+    z, queue = torch.randn(6, 4), torch.randn(20, 4) * torch.rand(20, 1) * 5  # norms vary: cosine, not dot
+    found = nearest_neighbours(z, queue)
+    for row, result in zip(z, found):
+        best = max(range(len(queue)), key=lambda j: float(F.cosine_similarity(row, queue[j], dim=0)))
+        assert torch.equal(result, queue[best])
+
+
+def test_nearest_neighbours_searches_only_valid_rows():
+    z = torch.randn(5, 3)
+    queue = torch.cat([z * 2, torch.randn(4, 3)])  # the exact matches sit in the invalid part
+    valid = torch.tensor([False] * 5 + [True] * 4)
+    found = nearest_neighbours(z, queue, valid)
+    assert all(any(torch.equal(row, entry) for entry in queue[5:]) for row in found)
+
+
+def test_distillation_mse_normalises_the_target_and_stops_its_gradient():
+    prediction, target = torch.randn(8, 3, requires_grad=True), torch.randn(8, 3, requires_grad=True)
+    mean, std = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([2.0, 0.5, 1.0])
+    loss = distillation_mse(prediction, target, mean, std, eps=0.0)
+    expected = ((prediction - (target - mean) / std) ** 2).mean()
+    torch.testing.assert_close(loss.detach(), expected.detach())
+    loss.backward()
+    assert prediction.grad is not None and target.grad is None
+
+
+def test_mlp_layers_and_optional_affine_free_last_bn():
+    head = mlp([8, 16, 16, 4], last_bn=True)
+    linears = [m for m in head if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(8, 16), (16, 16), (16, 4)]
+    assert sum(isinstance(m, torch.nn.ReLU) for m in head) == 2
+    assert isinstance(head[-1], torch.nn.BatchNorm1d) and not head[-1].affine
+    assert not linears[-1].bias.requires_grad
+    plain = mlp([8, 16, 4])
+    assert isinstance(plain[-1], torch.nn.Linear) and plain[-1].bias.requires_grad
+    assert plain(torch.randn(5, 8)).shape == (5, 4)
+    with pytest.raises(ValueError):
+        mlp([8])

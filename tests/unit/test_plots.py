@@ -58,7 +58,7 @@ def _record(
     spectrum: np.ndarray,
     linear: float,
     arch: str = "resnet18",
-    strategy: str = "random",
+    strategy: str = "iid",
 ) -> dict[str, Any]:
     return {
         "run": run,
@@ -133,7 +133,14 @@ def test_reference_one_percent_spectrum_is_flattest(reference: dict[int, np.ndar
 # --------------------------------------------------------------------------- files
 
 
-def test_make_all_figures_writes_five_valid_pngs(made: tuple[list[Path], dict[str, Any]]) -> None:
+def _assert_valid_pngs(paths: list[Path]) -> None:
+    for path in paths:
+        assert path.read_bytes()[:8] == PNG_MAGIC, path.name
+        height, width, channels = mimage.imread(path).shape
+        assert 400 <= width <= 4000 and 300 <= height <= 4000 and channels in (3, 4), path.name
+
+
+def test_make_all_figures_writes_the_seven_valid_pngs(made: tuple[list[Path], dict[str, Any]]) -> None:
     paths, _ = made
     assert [p.name for p in paths] == [
         "singular_values.png",
@@ -141,11 +148,11 @@ def test_make_all_figures_writes_five_valid_pngs(made: tuple[list[Path], dict[st
         "cumulative_explained_variance.png",
         "auc_vs_fraction.png",
         "auc_vs_linear_top1.png",
+        "spectra_by_method.png",
+        "spectra_by_strategy.png",
     ]
-    for path in paths:
-        assert path.read_bytes()[:8] == PNG_MAGIC, path.name
-        height, width, channels = mimage.imread(path).shape
-        assert 400 <= width <= 4000 and 300 <= height <= 4000 and channels in (3, 4), path.name
+    assert [p.name for p in paths] == list(plots.FIGURE_NAMES)  # what the workflow declares
+    _assert_valid_pngs(paths)
 
 
 def test_no_temp_files_and_no_open_figures(made: tuple[list[Path], dict[str, Any]]) -> None:
@@ -243,7 +250,7 @@ def test_auc_vs_fraction_has_trend_and_random_init_line(
 ) -> None:
     ax = made[1]["auc_vs_fraction.png"].axes[0]
     assert ax.get_xscale() == "log" and "%" in ax.get_xlabel()
-    trend = next(line for line in ax.get_lines() if line.get_label() == "simsiam · resnet18 · random")
+    trend = next(line for line in ax.get_lines() if line.get_label() == "SimSiam IID · resnet18")
     np.testing.assert_allclose(trend.get_xdata(), [p / 100 for p in PERCENTS])
     trained = table[table["method"] != "random-init"].sort_values("dataset_fraction")
     np.testing.assert_allclose(trend.get_ydata(), trained["auc"])
@@ -291,10 +298,10 @@ def test_one_panel_per_group_each_with_its_arch_baseline(spectra: dict[str, np.n
         return {"method": method, "arch": arch, "dataset_fraction": fraction, "strategy": strategy}
 
     runs = {
-        "a1": label("simsiam", "resnet18", 0.01, "random"),
-        "a100": label("simsiam", "resnet18", 1.0, "random"),
-        "b10": label("simsiam", "resnet18", 0.1, "balanced"),
-        "c5": label("simsiam", "resnet50", 0.05, "random"),
+        "a1": label("simsiam", "resnet18", 0.01, "iid"),
+        "a100": label("simsiam", "resnet18", 1.0, "iid"),
+        "b10": label("simsiam", "resnet18", 0.1, "single-pass"),
+        "c5": label("simsiam", "resnet50", 0.05, "iid"),
         "r18": label("random-init", "resnet18", 1.0, "none"),
         "r50": label("random-init", "resnet50", 1.0, "none"),
     }
@@ -306,9 +313,9 @@ def test_one_panel_per_group_each_with_its_arch_baseline(spectra: dict[str, np.n
         plots.plot_cumulative_explained_variance(panel_spectra, runs, tmp_path / "p.png")
     visible = [ax for ax in capture.figures["p.png"].axes if ax.get_visible()]
     titles = [ax.get_title() for ax in visible]
-    assert titles == ["simsiam · resnet18 · balanced", "simsiam · resnet18 · random", "simsiam · resnet50 · random"]
+    assert titles == ["SimSiam IID · resnet18", "SimSiam single-pass · resnet18", "SimSiam IID · resnet50"]
     counts = [(len(_run_lines(ax)), sum(k.startswith("random init") for k in _run_lines(ax))) for ax in visible]
-    assert counts == [(2, 1), (3, 1), (2, 1)]
+    assert counts == [(3, 1), (2, 1), (2, 1)]
     baseline_ys = [
         next(v for k, v in _run_lines(ax).items() if k.startswith("random init")).get_ydata() for ax in visible
     ]
@@ -324,3 +331,132 @@ def test_spectra_without_labels_are_rejected(
     with pytest.raises(ValueError, match="unknown-run"):
         plots.make_all_figures(table, {"unknown-run": spectra[BASELINE]}, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- the whole matrix
+
+# run, method, arch, fraction, strategy, extra keys: every method, strategy, warmup, a fraction
+# sweep, two other archs, students and random init (synthetic spectra, 64 dimensions).
+MATRIX: list[tuple[str, str, str, float, str, dict[str, Any]]] = [
+    ("ss-iid-r18", "simsiam", "resnet18", 1.0, "iid", {}),
+    ("ss-wu-r18", "simsiam", "resnet18", 1.0, "iid", {"warmup_epochs": 10}),
+    ("ss-sp-r18", "simsiam", "resnet18", 1.0, "single-pass", {}),
+    ("ss-cu-r18", "simsiam", "resnet18", 1.0, "cumulative", {}),
+    ("ss-la-r18", "simsiam", "resnet18", 1.0, "last", {}),
+    ("ss-hy-r18", "simsiam", "resnet18", 1.0, "hybrid", {"switch_epoch": 5}),
+    ("nn-r18", "nnsiam", "resnet18", 1.0, "iid", {}),
+    ("moco-r18", "mocov3", "resnet18", 1.0, "iid", {"warmup_epochs": 10}),
+    ("byol-r18", "byol", "resnet18", 1.0, "iid", {"warmup_epochs": 10}),
+    ("ss-iid-r18-10pct", "simsiam", "resnet18", 0.1, "iid", {}),
+    ("ss-iid-r18-1pct", "simsiam", "resnet18", 0.01, "iid", {}),
+    ("ss-r34", "simsiam", "resnet34", 1.0, "iid", {}),
+    ("ss-r50", "simsiam", "resnet50", 1.0, "iid", {}),
+    ("st-r18", "distill", "resnet18", 1.0, "iid", {"teacher": "ss-r50", "teacher_method": "simsiam"}),
+    ("st-r34", "distill", "resnet34", 1.0, "iid", {"teacher": "ss-r50", "teacher_method": "simsiam"}),
+    ("random-init-resnet18", "random-init", "resnet18", float("nan"), "none", {}),
+    ("random-init-resnet50", "random-init", "resnet50", float("nan"), "none", {}),
+]
+FULL_R18 = ["ss-iid-r18", "ss-wu-r18", "ss-sp-r18", "ss-cu-r18", "ss-la-r18", "ss-hy-r18", "nn-r18", "moco-r18",
+            "byol-r18"]
+
+
+def _matrix_spectra() -> dict[str, np.ndarray]:
+    return {run: np.geomspace(10.0, 10.0 * 10.0 ** -(1 + 0.3 * i), 64) for i, (run, *_rest) in enumerate(MATRIX)}
+
+
+def _matrix_table(spectra: dict[str, np.ndarray]) -> pd.DataFrame:
+    records = []
+    for i, (run, method, arch, fraction, strategy, extra) in enumerate(MATRIX):
+        record = _record(run, method, fraction, spectra[run], 20.0 + i, arch=arch, strategy=strategy)
+        records.append({**record, **extra})
+    return build_run_table(records)
+
+
+def _make(table: pd.DataFrame, spectra: dict[str, np.ndarray], out_dir: Path) -> tuple[list[Path], dict[str, Any]]:
+    capture = _Capture()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(io, "save_figure", capture)
+        paths = plots.make_all_figures(table, spectra, out_dir)
+    return paths, capture.figures
+
+
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, dict[str, np.ndarray], list[Path], dict]:
+    spectra = _matrix_spectra()
+    table = _matrix_table(spectra)
+    paths, figures = _make(table, spectra, tmp_path_factory.mktemp("matrix"))
+    return table, spectra, paths, figures
+
+
+def _line_of(ax: Any, label_start: str) -> Any:
+    return next(line for line in ax.get_lines() if line.get_label().startswith(label_start + " (AUC"))
+
+
+def test_matrix_writes_every_figure(matrix: tuple) -> None:
+    _, _, paths, figures = matrix
+    assert [p.name for p in paths] == list(plots.FIGURE_NAMES)
+    _assert_valid_pngs(paths)
+    assert set(figures) == set(plots.FIGURE_NAMES)
+    assert plt.get_fignums() == []
+
+
+def test_spectra_by_method_overlays_the_full_data_runs_of_the_most_common_arch(matrix: tuple) -> None:
+    table, spectra, _, figures = matrix
+    ax = figures["spectra_by_method.png"].axes[0]
+    assert "resnet18" in ax.get_title() and ax.get_yscale() == "log" and ax.get_xlabel() and ax.get_ylabel()
+    labels = [line.get_label() for line in ax.get_lines()]
+    info = table.set_index("run")
+    expected = [*FULL_R18, "st-r18", "random-init-resnet18"]  # no 10%/1% run, no other arch
+    assert len(labels) == len(expected)
+    for run in expected:
+        name = plots.training_label(info.loc[run].to_dict() | {"method": info.at[run, "method"]})
+        line = _line_of(ax, name)
+        np.testing.assert_allclose(line.get_ydata(), metrics.normalized_spectrum(spectra[run]))
+    same_method = [_line_of(ax, "SimSiam IID"), _line_of(ax, "SimSiam single-pass")]
+    assert same_method[0].get_color() == same_method[1].get_color()  # colour = method
+    assert same_method[0].get_linestyle() != same_method[1].get_linestyle()  # told apart by dash
+    assert _line_of(ax, "NNSiam IID").get_color() != same_method[0].get_color()
+    assert _line_of(ax, "random init").get_linestyle() == "--"
+
+
+def test_spectra_by_strategy_has_a_distinct_colour_per_training_and_no_students(matrix: tuple) -> None:
+    _, _, _, figures = matrix
+    ax = figures["spectra_by_strategy.png"].axes[0]
+    names = [line.get_label().split(" (AUC")[0] for line in ax.get_lines()]
+    assert {"SimSiam IID + 10-epoch lr warmup", "NNSiam IID", "SimSiam hybrid (K=5)", "SimSiam last-k"} <= set(names)
+    assert not any(name.startswith("distilled") for name in names)
+    assert len(names) == len(FULL_R18) + 1
+    trained = [line for line in ax.get_lines() if not line.get_label().startswith("random init")]
+    assert len({mcolors.to_hex(line.get_color()) for line in trained}) == len(trained)
+
+
+def test_auc_vs_accuracy_shows_every_run_with_method_markers_and_an_outside_legend(matrix: tuple) -> None:
+    table, _, _, figures = matrix
+    fig = figures["auc_vs_linear_top1.png"]
+    ax = fig.axes[0]
+    assert sum(len(c.get_offsets()) for c in ax.collections) == len(table)  # students, every method, baselines
+    legend = ax.get_legend()
+    handles = {text.get_text(): handle for text, handle in zip(legend.get_texts(), legend.legend_handles)}
+    assert {"distilled from SimSiam · resnet18", "NNSiam IID · resnet18", "SimSiam IID · resnet18",
+            "MoCo-v3 IID · resnet18", "random init (untrained)"} <= set(handles)
+    assert handles["NNSiam IID · resnet18"].get_marker() == plots.METHOD_MARKERS["nnsiam"]
+    assert handles["SimSiam IID · resnet18"].get_marker() == plots.METHOD_MARKERS["simsiam"]
+    assert len({handles[k].get_marker() for k in handles}) >= 5  # simsiam, nnsiam, mocov3, byol, distill, random
+    fig.canvas.draw()
+    assert legend.get_window_extent().x0 >= ax.get_window_extent().x1  # never over the data
+    annotations = [text.get_text() for text in ax.texts]
+    assert sorted(annotations) == ["1%", "10%", "100%", "random init resnet18", "random init resnet50"]  # sweep only
+
+
+@pytest.mark.parametrize("fraction", [1.0, 0.1])
+def test_a_table_with_a_single_run_makes_every_figure(fraction: float, tmp_path: Path) -> None:
+    spectrum = np.geomspace(5.0, 1e-3, 32)
+    table = build_run_table([_record("only", "simsiam", fraction, spectrum, 40.0)])
+    paths, figures = _make(table, {"only": spectrum}, tmp_path)
+    assert [p.name for p in paths] == list(plots.FIGURE_NAMES)
+    _assert_valid_pngs(paths)
+    ax = figures["spectra_by_method.png"].axes[0]
+    if fraction == 1.0:
+        assert [line.get_label() for line in ax.get_lines()] == [f"SimSiam IID (AUC {metrics.auc(spectrum):.3f})"]
+    else:  # no full-data run: the figure says so instead of plotting nothing silently
+        assert ax.get_lines() == [] and "no full-data" in ax.texts[0].get_text()

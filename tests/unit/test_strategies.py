@@ -1,5 +1,7 @@
 """The training strategies: chunk coverage, reproducible ordering, equal steps, the right pools."""
 
+from itertools import pairwise
+
 import pytest
 import torch
 
@@ -57,7 +59,7 @@ def test_single_pass_trains_each_epoch_on_its_own_chunk_and_sees_everything_once
 def test_cumulative_grows_by_one_chunk_per_epoch():
     chunks, epoch_pools = pools(settings("cumulative"))
     assert [len(p) for p in epoch_pools] == [sum(len(c) for c in chunks[:e + 1]) for e in range(6)]
-    assert all(a < b for a, b in zip(epoch_pools, epoch_pools[1:]))
+    assert all(a < b for a, b in pairwise(epoch_pools))
 
 
 def test_last_k_trains_on_the_final_chunks_every_epoch():
@@ -75,6 +77,6 @@ def test_hybrid_is_single_pass_until_the_switch_then_iid():
 
 def test_batches_draw_only_from_the_epochs_pool():
     hp = settings("single-pass")
-    chunks, epoch_pools = pools(hp)
+    _, epoch_pools = pools(hp)
     for epoch in range(hp["epochs"]):
         assert set(epoch_batches(hp, SUBSET, steps=4, epoch=epoch).flatten().tolist()) <= epoch_pools[epoch]

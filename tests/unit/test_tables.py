@@ -12,6 +12,7 @@ import pytest
 
 from siamcollapse.reporting import tables
 from siamcollapse.reporting.tables import (
+    OPTIONAL_COLUMNS,
     RUN_COLUMNS,
     build_run_table,
     finding_line,
@@ -60,7 +61,7 @@ def table(records: list[dict]) -> pd.DataFrame:
 
 def test_build_sorts_by_fraction_with_random_init_last(table: pd.DataFrame) -> None:
     assert table["run"].tolist() == ["ss-half", "ss-1", "ss-10", "ss-100", "random-r18"]
-    assert list(table.columns) == [*RUN_COLUMNS, "effective_rank"]
+    assert list(table.columns) == [*RUN_COLUMNS, *OPTIONAL_COLUMNS, "effective_rank"]
     assert table.index.tolist() == list(range(5))
 
 
@@ -95,6 +96,25 @@ def test_fraction_outside_unit_interval_rejected(records: list[dict], fraction: 
     records[1]["dataset_fraction"] = fraction
     with pytest.raises(ValueError, match="dataset_fraction"):
         build_run_table(records)
+
+
+def test_records_without_the_newer_keys_read_as_null(records: list[dict]) -> None:
+    """Old run.json files lack group, warmup, teacher...: the table has the columns, all null."""
+    records[1].update(group="ss", warmup_epochs=10, teacher_method=None)
+    table = build_run_table(records)
+    row = table.set_index("run")
+    assert row.at["ss-100", "warmup_epochs"] == 10.0 and row.at["ss-100", "group"] == "ss"
+    for column in OPTIONAL_COLUMNS:
+        assert pd.isna(row.at["ss-1", column]), column
+    assert pd.isna(row.at["ss-100", "teacher_method"])
+
+
+def test_runs_differing_only_in_warmup_or_switch_stay_apart_in_order(records: list[dict]) -> None:
+    records.append({**_record("ss-100-wu", 1.0, 0.8, 60.0), "warmup_epochs": 10})
+    records.append({**_record("ss-1-wu", 0.01, 0.6, 30.0), "warmup_epochs": 10})
+    runs = build_run_table(records)["run"].tolist()
+    # no warmup (0 or missing) first, then the warmup runs, each by fraction
+    assert runs.index("ss-100") < runs.index("ss-1-wu") < runs.index("ss-100-wu") < runs.index("random-r18")
 
 
 # --------------------------------------------------------------------------- CSV + Markdown
@@ -145,6 +165,28 @@ def test_markdown_escapes_pipes_and_shows_missing_values(records: list[dict]) ->
     text = run_table_markdown(build_run_table(records))
     assert "| odd\\|name |" in text
     assert "—" in next(line for line in text.splitlines() if "odd" in line)
+
+
+def test_markdown_shows_warmup_switch_and_teacher_only_when_some_run_has_them(records: list[dict]) -> None:
+    plain = run_table_markdown(build_run_table(records))
+    assert "warmup" not in plain and "hybrid K" not in plain and "teacher" not in plain
+    records[1].update(warmup_epochs=10)
+    records[2].update(switch_epoch=5, teacher="big-teacher")
+    text = run_table_markdown(build_run_table(records))
+    header = next(line for line in text.splitlines() if line.startswith("| run"))
+    assert "warmup (epochs)" in header and "hybrid K" in header and "| teacher |" in header
+    assert "**teacher**" in text  # the note explaining the new columns
+    columns = [cell.strip() for cell in header.strip("|").split("|")]
+    assert _row(text, "ss-100")[columns.index("warmup (epochs)")] == "10"
+    assert _row(text, "ss-1")[columns.index("hybrid K")] == "5"
+    assert _row(text, "ss-1")[columns.index("teacher")] == "big-teacher"
+    assert _row(text, "ss-10")[columns.index("warmup (epochs)")] == "—"
+
+
+def test_footer_is_the_last_line(table: pd.DataFrame, tmp_path: Path) -> None:
+    write_run_table(table, tmp_path / "r.csv", tmp_path / "r.md", footer="See also: other.md.")
+    lines = (tmp_path / "r.md").read_text().splitlines()
+    assert lines[-1] == "See also: other.md." and lines[-3].startswith("**Finding:**")
 
 
 def test_markdown_does_not_need_tabulate(table: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,6 +19,14 @@ PROJECT_FILES = ["Snakefile", "workflow", "configs", "config.yaml", "profiles", 
                  ".dvcignore", ".dvc/config"]
 
 
+def runs_of_test_config() -> list[str]:
+    """Every run of configs/test.yaml, as the plan names them."""
+    from siamcollapse import plan
+    from siamcollapse.config import load_experiment
+
+    return list(plan.expand_runs(load_experiment([REPO / "configs" / "test.yaml"])))
+
+
 def _run(cmd: list[str], cwd: Path, check: bool, timeout: int) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")])}
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)

@@ -11,7 +11,7 @@ import yaml
 
 from siamcollapse.dvc_yaml import CHECK_STAGE
 
-from .conftest import REPO, copy_project, edit_yaml, in_project
+from .conftest import REPO, copy_project, edit_yaml, in_project, runs_of_test_config
 from .test_snakemake import CONFIGS
 
 TEST_PIPELINE = "workflow/dvc/test/dvc.yaml"
@@ -111,8 +111,7 @@ def test_dvc_repro_reruns_only_invalidated_stages_and_snakemake_agrees(project):
     assert dvc_repro(project) == set()
 
     edit_yaml(project / "configs/test.yaml", ("linear_probe.lr", 0.2))
-    runs = ["random-init-resnet18", "simsiam-resnet18-100pct", "simsiam-resnet18-50pct",
-            "simsiam-resnet18-decaypred-100pct"]
+    runs = runs_of_test_config()
     assert dvc_repro(project) == {CHECK_STAGE, "collect_tables", "plot_figures",
                                   *[f"linear_probe-{run}" for run in runs]}
 

@@ -9,7 +9,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from .conftest import REPO, edit_yaml, in_project, snakemake
+from siamcollapse.reporting.paper import TABLE_FILES
+from siamcollapse.reporting.plots import FIGURE_NAMES
+
+from .conftest import REPO, edit_yaml, in_project, runs_of_test_config, snakemake
 
 CONFIGS = ["config.yaml", *sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").glob("*.yaml"))]
 STAGES = {"pretrain", "extract_features", "linear_probe", "knn", "make_subset", "collect_tables", "plot_figures"}
@@ -67,13 +70,14 @@ def check_results_of_the_test_config(project: Path) -> None:
     out = project / "results" / "test"
     table = pd.read_csv(out / "tables" / "runs.csv")
     assert {"run", "method", "arch", "dataset_fraction", "strategy", "auc", "linear_top1", "knn_top1"} <= set(table)
-    assert sorted(table["run"]) == ["random-init-resnet18", "simsiam-resnet18-100pct", "simsiam-resnet18-50pct",
-                                    "simsiam-resnet18-decaypred-100pct"]
+    assert sorted(table["run"]) == sorted(runs_of_test_config())
     assert table["auc"].between(0.5, 1.0).all() and table["linear_top1"].between(0, 100).all()
-    assert (table["method"] == "random-init").sum() == 1
-    for name in ["singular_values", "normalized_spectrum", "cumulative_explained_variance", "auc_vs_fraction",
-                 "auc_vs_linear_top1"]:
-        assert (out / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    assert set(table["method"]) == {"simsiam", "mocov3", "distill", "random-init"}
+    assert set(table["strategy"]) == {"iid", "single-pass", "hybrid", "none"}
+    for name in FIGURE_NAMES:
+        assert (out / "figures" / name).read_bytes()[:4] == b"\x89PNG"
+    for name in TABLE_FILES:
+        assert (out / "tables" / name).stat().st_size > 0
     assert "simsiam-resnet18-50pct" in (out / "tables" / "runs.md").read_text()
     for run in table["run"]:
         assert (out / "runs" / run / "config.yaml").is_file()  # every run keeps its resolved settings
@@ -104,7 +108,8 @@ def test_snakemake_reruns_only_invalidated_stages_and_dvc_commit_records_its_wor
 
     edit_yaml(project / "configs/test.yaml", ("linear_probe.lr", 0.2))
     jobs, runs = planned(project)
-    assert jobs == {"linear_probe": 4, "collect_tables": 1, "plot_figures": 1, "all": 1, "total": 7}
+    probes = len(runs_of_test_config())
+    assert jobs == {"linear_probe": probes, "collect_tables": 1, "plot_figures": 1, "all": 1, "total": probes + 3}
     checkpoint = project / "results/test/runs/simsiam-resnet18-50pct/checkpoint.pt"
     before = checkpoint.stat().st_mtime_ns
     in_project(project, *run)
@@ -116,6 +121,13 @@ def test_snakemake_reruns_only_invalidated_stages_and_dvc_commit_records_its_wor
     assert runs == {"simsiam-resnet18-decaypred-100pct"}
     assert jobs == {"pretrain": 1, "extract_features": 1, "linear_probe": 1, "knn": 1, "collect_tables": 1,
                     "plot_figures": 1, "all": 1, "total": 7}
+    in_project(project, *run)
+
+    # The hybrid run continues the single-pass run's epoch-1 state: losing it invalidates both.
+    (project / "results/test/runs/simsiam-resnet18-singlepass-100pct/state-epoch1.pt").unlink()
+    jobs, runs = planned(project)
+    assert runs == {"simsiam-resnet18-singlepass-100pct", "simsiam-resnet18-hybrid-100pct"}
+    assert jobs["pretrain_segment"] == 1 and jobs["pretrain"] == 2
     in_project(project, *run)
 
     # One command records Snakemake's work in DVC; then DVC has nothing to do.

@@ -13,6 +13,7 @@ from siamcollapse import plan
 from siamcollapse.codedeps import stage_code
 from siamcollapse.config import nest_dotted_keys, validate_config
 from siamcollapse.errors import UserInputError
+from siamcollapse.reporting.paper import TABLE_FILES
 from siamcollapse.reporting.plots import FIGURE_NAMES
 
 try:
@@ -113,10 +114,11 @@ def final_targets():
     return [
         str(OUT / "tables" / "runs.csv"),
         str(OUT / "tables" / "runs.md"),
-        *[str(OUT / "tables" / f"{name}.{ext}") for name in PAPER_TABLES for ext in ("csv", "md")],
+        *[str(OUT / "tables" / name) for name in PAPER_TABLES],
         *[str(OUT / "figures" / name) for name in FIGURES],
     ]
 
 
 FIGURES = list(FIGURE_NAMES)
-PAPER_TABLES = ["distillation", "training_methods", "strategies"]
+# The run table (runs.csv/.md) and the paper-shaped tables beside it.
+PAPER_TABLES = [name for name in TABLE_FILES if not name.startswith("runs.")]

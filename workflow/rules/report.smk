@@ -12,7 +12,8 @@ rule collect_tables:
     output:
         csv=report(OUT / "tables" / "runs.csv", caption="../report/runs_table.rst", category="Tables"),
         markdown=OUT / "tables" / "runs.md",
-        paper_tables=[OUT / "tables" / f"{name}.{ext}" for name in PAPER_TABLES for ext in ("csv", "md")],
+        paper_tables=[report(OUT / "tables" / name, caption=f"../report/{name.split('.')[0]}_table.rst", category="Tables")
+                      if name.endswith(".csv") else OUT / "tables" / name for name in PAPER_TABLES],
     params:
         run_dirs=[plan.run_dir(config, run) for run in RUNS],
         settings=settings_of("collect_tables"),

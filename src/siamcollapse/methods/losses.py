@@ -22,3 +22,50 @@ def normalized_std(z: torch.Tensor) -> torch.Tensor:
     A healthy d-dimensional output has a value near 1/sqrt(d); complete collapse gives 0.
     """
     return F.normalize(z.detach().float(), dim=-1).std(dim=0).mean()
+
+
+def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """BYOL's ``2 - 2 cos(p, stopgrad(z))`` averaged over the batch, in [0, 4]; 0 when aligned.
+
+    Equal to the mean squared distance between the L2-normalised ``p`` and ``z``.
+    """
+    # float32: near convergence the loss is a small difference from 2, below bf16's resolution.
+    return 2 + 2 * negative_cosine(p.float(), z.float())
+
+
+def info_nce(q: torch.Tensor, k: torch.Tensor, temperature: float, offset: int = 0) -> torch.Tensor:
+    """MoCo-v3's contrastive loss of queries ``q`` (this process's n rows) against keys ``k``.
+
+    ``k`` holds the keys of the global batch (gathered from every process, no gradient); the
+    positive of ``q[i]`` is ``k[offset + i]``, with ``offset = rank * n``. Both are L2-normalised;
+    the cross-entropy of the cosine logits / temperature is scaled by ``2 * temperature`` as in
+    MoCo-v3. Unrelated high-dimensional q and k at temperature 1 give about ``2 * log(len(k))``.
+    """
+    # float32: the logits feed a softmax, which bf16 autocast would make coarse.
+    q, k = F.normalize(q.float(), dim=-1), F.normalize(k.float(), dim=-1)
+    logits = q @ k.T / temperature
+    labels = torch.arange(len(q), device=q.device) + offset
+    return F.cross_entropy(logits, labels) * (2 * temperature)
+
+
+@torch.no_grad()
+def nearest_neighbours(z: torch.Tensor, queue: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """For each row of ``z``, the row of ``queue`` with the highest cosine similarity (no gradient).
+
+    ``valid`` (bool, one per queue row) restricts the search to those rows. Returns a tensor
+    shaped like ``z`` (rows taken from ``queue``, in ``z``'s dtype).
+    """
+    similarity = F.normalize(z.float(), dim=-1) @ F.normalize(queue.float(), dim=-1).T
+    if valid is not None:
+        similarity = similarity.masked_fill(~valid, float("-inf"))
+    return queue[similarity.argmax(dim=1)].to(z.dtype)
+
+
+def distillation_mse(prediction: torch.Tensor, target: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+                     eps: float = 1e-5) -> torch.Tensor:
+    """MSE of ``prediction`` against ``(target - mean) / (std + eps)`` (per-dimension normalised, no gradient).
+
+    A prediction of 0 (the normalised mean) scores about 1 when the statistics match the target's.
+    """
+    normalised = ((target.float() - mean) / (std + eps)).detach()
+    return F.mse_loss(prediction.float(), normalised)

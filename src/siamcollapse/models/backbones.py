@@ -1,22 +1,47 @@
-"""Backbones: torchvision ResNets with a width option and a small-image stem.
+"""Backbones by name: torchvision ResNets (width, block and stem options) and ViT-Small.
 
-The backbone's output is the pooled representation (512-d for ResNet-18/34 at width 64,
-2048-d for ResNet-50) that the paper analyses; the classification head is removed.
+The backbone's forward returns the pooled representation the paper analyses (the classifier is
+removed) and ``.feature_dim`` is its size: 512 for ResNet-18/34 and 2048 for ResNet-50 at width 64,
+``width * 8`` with basic blocks and ``width * 32`` with bottleneck blocks in general, 384 for ViT-Small.
+``backbone_from_config`` builds one from the config's ``model`` section, reading only the keys of
+its family (``MODEL_KEYS``). ``family`` and ``model_name`` (the short id used in result tables) are
+re-exported from the torch-free ``naming`` module.
 """
 
 from __future__ import annotations
 
+import hashlib
+from functools import cache
 from typing import Any
 
 from torch import nn
 from torchvision.models import resnet
 
-_ARCHS = {
-    "resnet18": (resnet.BasicBlock, [2, 2, 2, 2]),
-    "resnet34": (resnet.BasicBlock, [3, 4, 6, 3]),
-    "resnet50": (resnet.Bottleneck, [3, 4, 6, 3]),
-}
-ARCHS = tuple(_ARCHS)
+from ..config import SCHEMA_PATH, fill_defaults, load_yaml
+from .naming import RESNET_KEYS, VIT_KEYS, family, model_name
+from .vit import build_vit
+
+# Stage layouts of torchvision's ResNets and the residual block each uses by default.
+_LAYOUTS = {"resnet18": [2, 2, 2, 2], "resnet34": [3, 4, 6, 3], "resnet50": [3, 4, 6, 3]}
+_OWN_BLOCK = {"resnet18": "basic", "resnet34": "basic", "resnet50": "bottleneck"}
+Block = type[resnet.BasicBlock | resnet.Bottleneck]
+_BLOCKS: dict[str, Block] = {
+    "basic": resnet.BasicBlock, "bottleneck": resnet.Bottleneck}
+RESNET_ARCHS = tuple(_LAYOUTS)
+VIT_ARCHS = ("vit_small",)
+ARCHS = RESNET_ARCHS + VIT_ARCHS
+BLOCKS = ("default", *_BLOCKS)
+STANDARD_WIDTH = 64  # torchvision's first-stage width
+# The keys of the config's `model` section each family reads (the others are irrelevant to it);
+# they live in the torch-free `naming` module so the planner can use them without importing torch.
+MODEL_KEYS = {"resnet": RESNET_KEYS, "vit": VIT_KEYS}
+
+
+def _check_arch(arch: str) -> str:
+    """``arch``'s family ('resnet' or 'vit'); ValueError naming the key for an unknown one."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown model.arch {arch!r}; choose one of {', '.join(ARCHS)}")
+    return family(arch)
 
 
 class _ResNet(resnet.ResNet):
@@ -24,7 +49,7 @@ class _ResNet(resnet.ResNet):
 
     def __init__(self, block, layers, width: int, zero_init_residual: bool) -> None:
         super().__init__(block, layers, zero_init_residual=zero_init_residual)
-        if width == 64:
+        if width == STANDARD_WIDTH:
             return
         # Rebuild the layers with scaled widths; torchvision hard-codes 64/128/256/512.
         self.inplanes = width
@@ -51,31 +76,64 @@ class _ResNet(resnet.ResNet):
                     nn.init.zeros_(m.bn2.weight)
 
 
-def build_backbone(arch: str = "resnet18", width: int = 64, stem: str = "imagenet") -> nn.Module:
-    """A ResNet whose forward returns the pooled feature vector; ``.feature_dim`` gives its size."""
-    if arch not in _ARCHS:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
-    block, layers = _ARCHS[arch]
-    net = _ResNet(block, layers, width, zero_init_residual=True)
+def resnet_block(arch: str, block: str = "default") -> Block:
+    """The residual block class: ``arch``'s own for 'default', else 'basic' or 'bottleneck'."""
+    if block not in BLOCKS:
+        raise ValueError(f"unknown model.block {block!r}; choose one of {', '.join(BLOCKS)}")
+    return _BLOCKS[_OWN_BLOCK[arch] if block == "default" else block]
+
+
+def build_backbone(arch: str = "resnet18", width: int = STANDARD_WIDTH, stem: str = "imagenet",
+                   block: str = "default") -> nn.Module:
+    """A ResNet whose forward returns the pooled feature vector; ``.feature_dim`` gives its size.
+
+    ``block`` keeps ``arch``'s stage layout but swaps its residual block: 'bottleneck' on resnet18
+    gives 2048-d features at width 64 (3072 at 96, 4096 at 128); 'basic' on resnet50 gives
+    ``width * 8`` (width 256 keeps 2048-d).
+    """
+    if _check_arch(arch) != "resnet":
+        raise ValueError(f"build_backbone builds ResNets; build {arch!r} with backbone_from_config")
+    block_cls = resnet_block(arch, block)
+    net = _ResNet(block_cls, _LAYOUTS[arch], width, zero_init_residual=True)
     if stem == "small":
         net.conv1 = nn.Conv2d(3, width, kernel_size=3, stride=1, padding=1, bias=False)
         nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
         net.maxpool = nn.Identity()
     elif stem != "imagenet":
-        raise ValueError(f"unknown stem {stem!r}; choose 'imagenet' or 'small'")
-    net.feature_dim = width * 8 * block.expansion
+        raise ValueError(f"unknown model.stem {stem!r}; choose 'imagenet' or 'small'")
+    net.feature_dim = width * 8 * block_cls.expansion
     net.fc = nn.Identity()
     return net
 
 
+@cache
+def _schema_model_defaults() -> dict[str, Any]:
+    schema = load_yaml(SCHEMA_PATH)
+    return fill_defaults({}, schema["$defs"]["model"], schema)
+
+
+def model_settings(model: dict[str, Any]) -> dict[str, Any]:
+    """The keys of ``model`` its family reads, missing ones set to the schema defaults."""
+    merged = {**_schema_model_defaults(), **model}
+    return {key: merged[key] for key in MODEL_KEYS[_check_arch(merged["arch"])] if key in merged}
+
+
 def backbone_from_config(model: dict[str, Any]) -> nn.Module:
-    return build_backbone(model["arch"], model["width"], model["stem"])
+    """The backbone described by a config's ``model`` section; keys of the other family are ignored.
+
+    A ViT also needs ``image_size`` (the dataset's, injected by the pipeline).
+    """
+    settings = model_settings(model)
+    if family(settings["arch"]) == "resnet":
+        return build_backbone(settings["arch"], settings["width"], settings["stem"], settings["block"])
+    if "image_size" not in settings:
+        raise ValueError(f"model.image_size is required for {settings['arch']} (the dataset's image size)")
+    return build_vit(settings["image_size"], settings["patch_size"], settings["depth"], settings["heads"],
+                     settings["freeze_patch_embed"])
 
 
 def state_fingerprint(module: nn.Module) -> str:
     """A hash of every parameter and buffer: proves a backbone was not changed."""
-    import hashlib
-
     digest = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
         digest.update(name.encode())
@@ -87,4 +145,6 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["ARCHS", "backbone_from_config", "build_backbone", "count_parameters", "state_fingerprint"]
+__all__ = ["ARCHS", "BLOCKS", "MODEL_KEYS", "RESNET_ARCHS", "STANDARD_WIDTH", "VIT_ARCHS", "backbone_from_config",
+           "build_backbone", "count_parameters", "family", "model_name", "model_settings", "resnet_block",
+           "state_fingerprint"]

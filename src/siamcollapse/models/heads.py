@@ -1,35 +1,46 @@
-"""SimSiam's projector and predictor (Chen & He 2021, as in the authors' code)."""
+"""Projector and predictor MLPs of the Siamese methods, all built by ``mlp``.
+
+SimSiam's heads follow the authors' code (Chen & He 2021); MoCo-v3 and BYOL build theirs from
+``mlp`` with the dimensions of their papers (hidden 4096, output 256 on ImageNet).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import pairwise
 
 from torch import nn
 
 
+def mlp(dims: Sequence[int], last_bn: bool = False) -> nn.Sequential:
+    """Linear layers ``dims[0] -> dims[1] -> ... -> dims[-1]`` with BN+ReLU after every hidden layer.
+
+    Hidden linear layers have no bias (the BN after them cancels it). The last linear layer has a
+    bias; with ``last_bn`` it is followed by an affine-free BN and its bias is frozen, since that
+    BN cancels it too. ``mlp([a, b, c])`` = Linear(a, b), BN(b), ReLU, Linear(b, c).
+    """
+    if len(dims) < 2:
+        raise ValueError(f"an MLP needs at least an input and an output dimension, got {list(dims)}")
+    layers: list[nn.Module] = []
+    for d_in, d_out in pairwise(dims[:-1]):
+        layers += [nn.Linear(d_in, d_out, bias=False), nn.BatchNorm1d(d_out), nn.ReLU(inplace=True)]
+    last = nn.Linear(dims[-2], dims[-1])
+    layers.append(last)
+    if last_bn:
+        last.bias.requires_grad = False
+        layers.append(nn.BatchNorm1d(dims[-1], affine=False))
+    return nn.Sequential(*layers)
+
+
 def projector(in_dim: int, out_dim: int = 2048) -> nn.Sequential:
-    """3-layer MLP in_dim -> in_dim -> in_dim -> out_dim, BN+ReLU between layers.
+    """SimSiam's 3-layer projector in_dim -> in_dim -> in_dim -> out_dim, BN+ReLU between layers.
 
     The last layer is followed by an affine-free BN; the last linear layer's bias is frozen
     (it would be cancelled by that BN anyway).
     """
-    head = nn.Sequential(
-        nn.Linear(in_dim, in_dim, bias=False),
-        nn.BatchNorm1d(in_dim),
-        nn.ReLU(inplace=True),
-        nn.Linear(in_dim, in_dim, bias=False),
-        nn.BatchNorm1d(in_dim),
-        nn.ReLU(inplace=True),
-        nn.Linear(in_dim, out_dim),
-        nn.BatchNorm1d(out_dim, affine=False),
-    )
-    head[6].bias.requires_grad = False
-    return head
+    return mlp([in_dim, in_dim, in_dim, out_dim], last_bn=True)
 
 
 def predictor(dim: int = 2048, hidden: int = 512) -> nn.Sequential:
-    """2-layer bottleneck MLP dim -> hidden -> dim with BN+ReLU in the middle."""
-    return nn.Sequential(
-        nn.Linear(dim, hidden, bias=False),
-        nn.BatchNorm1d(hidden),
-        nn.ReLU(inplace=True),
-        nn.Linear(hidden, dim),
-    )
+    """SimSiam's 2-layer bottleneck predictor dim -> hidden -> dim with BN+ReLU in the middle."""
+    return mlp([dim, hidden, dim])

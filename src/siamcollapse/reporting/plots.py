@@ -1,10 +1,13 @@
-"""Figures of dimensional collapse: spectra per run, and AUC against data size and accuracy.
+"""Figures of dimensional collapse: spectra per run, per method and per strategy, and AUC
+against data size and accuracy.
 
-Every figure encodes the pretraining-subset fraction with one sequential colormap (viridis,
-log-scaled, shared by all panels) so that the trend with data size is visible at a glance;
-the untrained random-init baseline is always dashed grey. Each function writes one PNG
-atomically and closes its figure, so a batch job never leaves half-written files or leaks
-figures.
+A *series* is the runs of one training (``paper.training_label``, e.g. 'SimSiam IID') and one
+architecture that differ only in data size. The spectrum panels encode the pretraining-subset
+fraction with one sequential colormap (viridis, log-scaled, shared by all panels) so that the
+trend with data size is visible at a glance; the trend and scatter plots give each series a
+colour and each method a marker. The untrained random-init baseline is always dashed grey.
+Each function writes one PNG atomically and closes its figure, so a batch job never leaves
+half-written files or leaks figures.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import contextlib
 import itertools
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,28 +29,40 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.cm import ScalarMappable
-from matplotlib.colors import ListedColormap, LogNorm, Normalize
+from matplotlib.colors import LogNorm, Normalize
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
 from siamcollapse import io, metrics
+from siamcollapse.reporting.paper import (
+    DISTILL_METHOD,
+    arch_sort_key,
+    is_full_data,
+    method_name,
+    training_label,
+    training_sort_key,
+)
 from siamcollapse.reporting.tables import (
     BASELINE_METHOD,
-    GROUP_COLUMNS,
+    OPTIONAL_COLUMNS,
     auc_accuracy_correlation,
     format_fraction,
     is_baseline,
+    is_missing,
 )
 
-FIGURE_NAMES = {
-    "singular_values": "singular_values.png",
-    "normalized_spectrum": "normalized_spectrum.png",
-    "cumulative_explained_variance": "cumulative_explained_variance.png",
-    "auc_vs_fraction": "auc_vs_fraction.png",
-    "auc_vs_linear_top1": "auc_vs_linear_top1.png",
-}
-LABEL_KEYS = ("method", "arch", "dataset_fraction", "strategy")
+# Every file make_all_figures writes, in the order it returns them (the workflow's outputs).
+FIGURE_NAMES = (
+    "singular_values.png",
+    "normalized_spectrum.png",
+    "cumulative_explained_variance.png",
+    "auc_vs_fraction.png",
+    "auc_vs_linear_top1.png",
+    "spectra_by_method.png",
+    "spectra_by_strategy.png",
+)
+LABEL_KEYS = ("method", "arch", "dataset_fraction", "strategy")  # required of every run's labels
+OPTIONAL_LABEL_KEYS = tuple(OPTIONAL_COLUMNS)  # warmup, hybrid K, teacher: used where present
 BASELINE_COLOR = "0.45"
 BASELINE_STYLE: dict[str, Any] = {
     "color": BASELINE_COLOR,
@@ -55,7 +71,20 @@ BASELINE_STYLE: dict[str, Any] = {
 }
 CMAP = matplotlib.colormaps["viridis"]
 _CMAP_RANGE = (0.0, 0.88)  # viridis' last yellow is hard to see on white
-_MARKERS = ["o", "s", "^", "D", "v", "P", "*", "h"]
+# One marker per method in every scatter, so a method is recognised across figures.
+METHOD_MARKERS = {"simsiam": "o", "nnsiam": "s", "mocov3": "^", "byol": "D", DISTILL_METHOD: "P", BASELINE_METHOD: "X"}
+# One colour per method where lines are told apart by method (spectra_by_method).
+METHOD_COLORS = {
+    "simsiam": "tab:blue",
+    "nnsiam": "tab:orange",
+    "mocov3": "tab:green",
+    "byol": "tab:red",
+    DISTILL_METHOD: "tab:purple",
+}
+# Line styles of several runs of one method in one panel ('--' is the baseline's).
+_METHOD_LINESTYLES = ["-", "-.", ":", (0, (3, 1, 1, 1, 1, 1)), (0, (1, 1))]
+_LOG_RANGE = 1e-7  # log axes show seven decades below the top (round-off values would squash the rest)
+_OUTSIDE_LEGEND: dict[str, Any] = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0}
 _SAVE_KWARGS: dict[str, Any] = {"dpi": 150, "bbox_inches": "tight"}
 
 Spectra = Mapping[str, np.ndarray]
@@ -68,7 +97,8 @@ Labels = Mapping[str, Mapping[str, Any]]
 @contextlib.contextmanager
 def _figure(path: str | os.PathLike, nrows: int = 1, ncols: int = 1, **kwargs: Any) -> Iterator[tuple]:
     """Yield (fig, axes); save atomically on success and always close, even on error."""
-    fig, axes = plt.subplots(nrows, ncols, squeeze=False, **kwargs)
+    # constrained layout keeps the suptitle and outside legends close to the panels at any grid size
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, layout="constrained", **kwargs)
     try:
         yield fig, axes
         io.save_figure(path, fig, **_SAVE_KWARGS)
@@ -80,12 +110,39 @@ def _is_baseline(info: Mapping[str, Any]) -> bool:
     return info["method"] == BASELINE_METHOD
 
 
-def _group_title(method: str, arch: str, strategy: Any) -> str:
-    return " · ".join(str(part) for part in (method, arch, strategy) if not _missing(part))
+def series_title(info: Mapping[str, Any]) -> str:
+    """'SimSiam IID · resnet18': how the runs of one series were trained, and on which arch."""
+    return f"{training_label(info)} · {info['arch']}"
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+def _series_key(info: Mapping[str, Any]) -> tuple:
+    """Series in a stable order: by architecture, then as the paper lists trainings."""
+    return (arch_sort_key(info["arch"]), training_sort_key(info))
+
+
+def _is_full_data(info: Mapping[str, Any]) -> bool:
+    return is_full_data(info["dataset_fraction"])
+
+
+def _palette(n: int) -> list[Any]:
+    """n distinct qualitative colours (tab10, tab20 beyond ten)."""
+    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _series_colors(titles: Sequence[str]) -> dict[str, Any]:
+    unique = list(dict.fromkeys(titles))
+    return dict(zip(unique, _palette(len(unique)), strict=True))
+
+
+def _decades_only(ax: Any) -> None:
+    """No minor ticks on a log y axis: the decade grid is what one reads, and minor ticks on
+    many shared panels make drawing several times slower."""
+    ax.yaxis.set_minor_locator(NullLocator())
+
+
+def _method_marker(method: Any) -> str:
+    return METHOD_MARKERS.get(str(method), "v")
 
 
 @dataclass(frozen=True)
@@ -107,20 +164,6 @@ class FractionColors:
         lo, hi = _CMAP_RANGE
         return CMAP(lo + (hi - lo) * float(np.clip(self.norm(fraction), 0.0, 1.0)))
 
-    def colorbar(self, fig: Any, axes: Any, fractions: list[float]) -> None:
-        """A colour key in percent (ticks at the fractions run), where no legend shows it."""
-        sm = ScalarMappable(norm=self.norm, cmap=_truncated_cmap())
-        bar = fig.colorbar(sm, ax=axes, pad=0.02)
-        bar.set_label("pretraining subset (% of dataset)")
-        bar.set_ticks(sorted(set(fractions)))
-        bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: format_fraction(v)))
-        bar.ax.yaxis.set_minor_formatter(NullFormatter())
-
-
-def _truncated_cmap() -> Any:
-    lo, hi = _CMAP_RANGE
-    return ListedColormap(CMAP(np.linspace(lo, hi, 256)))
-
 
 def _run_order(runs: list[str], labels: Labels) -> list[str]:
     """Trained runs by fraction (the legend then reads as the trend), random-init last."""
@@ -135,7 +178,7 @@ def _run_order(runs: list[str], labels: Labels) -> list[str]:
 
 
 def _fraction_key(fraction: Any) -> float:
-    return math.inf if _missing(fraction) else float(fraction)
+    return math.inf if is_missing(fraction) else float(fraction)
 
 
 def _line_style(
@@ -170,25 +213,25 @@ def _check_labels(spectra: Spectra, labels: Labels) -> None:
 
 
 def _spectrum_panels(runs: list[str], labels: Labels) -> list[tuple[str, list[str]]]:
-    """One panel per trained (method, arch, strategy) group, each with its arch's random-init.
+    """One panel per trained series, each with its arch's random-init.
 
-    An arch with random-init spectra but no trained group gets a panel of its own so that no
+    An arch with random-init spectra but no trained series gets a panel of its own so that no
     spectrum is silently dropped.
     """
-    trained = [r for r in runs if not _is_baseline(labels[r])]
+    trained = sorted((r for r in runs if not _is_baseline(labels[r])), key=lambda r: _series_key(labels[r]))
     baselines = [r for r in runs if _is_baseline(labels[r])]
-    groups: dict[tuple[str, str, str], list[str]] = {}
+    groups: dict[str, list[str]] = {}
     for run in trained:
-        key = tuple(str(labels[run][c]) for c in GROUP_COLUMNS)
-        groups.setdefault(key, []).append(run)  # type: ignore[arg-type]
+        groups.setdefault(series_title(labels[run]), []).append(run)
     panels = []
-    for (method, arch, strategy), members in sorted(groups.items()):
+    for title, members in groups.items():
+        arch = str(labels[members[0]]["arch"])
         own = [r for r in baselines if str(labels[r]["arch"]) == arch]
-        panels.append((_group_title(method, arch, strategy), _run_order(members + own, labels)))
-    covered = {arch for (_, arch, _) in groups}
-    for arch in sorted({str(labels[r]["arch"]) for r in baselines} - covered):
+        panels.append((title, _run_order(members + own, labels)))
+    covered = {str(labels[r]["arch"]) for r in trained}
+    for arch in sorted({str(labels[r]["arch"]) for r in baselines} - covered, key=arch_sort_key):
         own = [r for r in baselines if str(labels[r]["arch"]) == arch]
-        panels.append((_group_title(BASELINE_METHOD, arch, None), _run_order(own, labels)))
+        panels.append((f"{method_name(BASELINE_METHOD)} · {arch}", _run_order(own, labels)))
     return panels
 
 
@@ -292,7 +335,8 @@ def _draw_panel(
         # Round-off values of a rank-deficient spectrum (1e-20 and below) would squash the
         # curves worth reading; show seven decades below the top.
         top = max(float(np.max(view.y(np.asarray(spectra[r], dtype=np.float64)))) for r in runs)
-        ax.set_ylim(bottom=top * 1e-7)
+        ax.set_ylim(bottom=top * _LOG_RANGE)
+        _decades_only(ax)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(
         loc=view.legend_loc,
@@ -345,7 +389,7 @@ def plot_cumulative_explained_variance(spectra: Spectra, labels: Labels, path: s
 def _percent_log_xaxis(ax: Any, fractions: list[float], label: str) -> None:
     """Log x axis with ticks at the subset fractions actually run, labelled in percent."""
     ax.set_xscale("log")
-    ticks = sorted({float(f) for f in fractions if not _missing(f) and f > 0})
+    ticks = sorted({float(f) for f in fractions if not is_missing(f) and f > 0})
     if ticks:
         ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.set_xlim(ticks[0] / 1.5, ticks[-1] * 1.5)
@@ -356,12 +400,25 @@ def _percent_log_xaxis(ax: Any, fractions: list[float], label: str) -> None:
     ax.set_xlabel(label)
 
 
-def _groups(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """Trained rows split by (method, arch, strategy), titled, in a stable order."""
+@dataclass(frozen=True)
+class _Series:
+    """The trained runs of one training and one arch, sorted by fraction: one line of a trend."""
+
+    title: str
+    method: str
+    rows: pd.DataFrame
+
+
+def _series(table: pd.DataFrame) -> list[_Series]:
+    """Trained rows split into series, by arch and then in the paper's order of trainings."""
     trained = table[~is_baseline(table)]
+    records = trained.to_dict(orient="records")
+    members: dict[str, list[int]] = {}
+    for i in sorted(range(len(records)), key=lambda i: (_series_key(records[i]), str(records[i]["run"]))):
+        members.setdefault(series_title(records[i]), []).append(i)
     return [
-        (_group_title(*key), rows.sort_values("dataset_fraction"))
-        for key, rows in trained.groupby(GROUP_COLUMNS, sort=True, dropna=False)
+        _Series(title, str(records[rows[0]]["method"]), trained.iloc[rows].sort_values("dataset_fraction", kind="stable"))
+        for title, rows in members.items()
     ]
 
 
@@ -383,28 +440,24 @@ def _baseline_lines(ax: Any, table: pd.DataFrame, column: str) -> None:
 
 def plot_auc_vs_fraction(table: pd.DataFrame, path: str | os.PathLike) -> None:
     """AUC against subset size: the paper's central trend (less data, less collapse)."""
-    with _figure(path, figsize=(7.0, 4.8)) as (_fig, axes):
+    series = _series(table)
+    colors = _series_colors([s.title for s in series])
+    with _figure(path, figsize=(9.0, 4.8)) as (_fig, axes):
         ax = axes[0, 0]
-        for i, (title, rows) in enumerate(_groups(table)):
-            means = rows.groupby("dataset_fraction")["auc"].mean()
-            color = matplotlib.colormaps["tab10"](i % 10)
+        for s in series:
+            means = s.rows.groupby("dataset_fraction")["auc"].mean()
             ax.plot(
                 means.index,
                 means.to_numpy(),
-                color=color,
-                marker=_MARKERS[i % len(_MARKERS)],
+                color=colors[s.title],
+                marker=_method_marker(s.method),
+                markeredgecolor="black",
+                markeredgewidth=0.5,
                 linewidth=1.8,
-                label=title,
+                label=s.title,
                 zorder=3,
             )
-            ax.scatter(
-                rows["dataset_fraction"],
-                rows["auc"],
-                color=color,
-                s=12,
-                alpha=0.5,
-                zorder=2,
-            )
+            ax.scatter(s.rows["dataset_fraction"], s.rows["auc"], color=colors[s.title], s=12, alpha=0.5, zorder=2)
         _baseline_lines(ax, table, "auc")
         _percent_log_xaxis(
             ax,
@@ -414,7 +467,7 @@ def plot_auc_vs_fraction(table: pd.DataFrame, path: str | os.PathLike) -> None:
         ax.set_ylabel("AUC (paper Eq. 2; 0.5 = flat, lower = less collapse)")
         ax.set_title("Dimensional collapse vs pretraining-set size")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small", loc="best")
+        ax.legend(fontsize="small", title="training · arch (marker = method)", title_fontsize="small", **_OUTSIDE_LEGEND)
 
 
 def _correlation_title(table: pd.DataFrame) -> str:
@@ -437,8 +490,8 @@ def _annotate(ax: Any, x: float, y: float, text: str, left: bool = False) -> Non
     )
 
 
-def _marker_handle(marker: str, label: str, face: str = "white") -> Line2D:
-    """A legend entry for a marker shape alone (colour encodes fraction, not group)."""
+def _marker_handle(marker: str, label: str, face: Any = "white") -> Line2D:
+    """A legend entry for a marker alone (scatter points carry no line)."""
     return Line2D(
         [],
         [],
@@ -451,28 +504,29 @@ def _marker_handle(marker: str, label: str, face: str = "white") -> Line2D:
     )
 
 
-def _scatter_groups(ax: Any, points: pd.DataFrame, colors: FractionColors) -> list[Line2D]:
+def _scatter_series(ax: Any, points: pd.DataFrame, colors: Mapping[str, Any]) -> list[Line2D]:
+    """Each series in its colour with its method's marker, joined in order of data size. Points of
+    a subset sweep, and any run on a subset, are labelled with their fraction (a lone full-data
+    run is not: '100%' on every point would only crowd the plot)."""
     handles = []
-    for i, (title, rows) in enumerate(_groups(points)):
-        marker = _MARKERS[i % len(_MARKERS)]
+    for s in _series(points):
+        marker, color = _method_marker(s.method), colors[s.title]
+        if len(s.rows) > 1:
+            ax.plot(s.rows["auc"], s.rows["linear_top1"], color=color, linewidth=1.0, alpha=0.6, zorder=2)
         ax.scatter(
-            rows["auc"],
-            rows["linear_top1"],
+            s.rows["auc"],
+            s.rows["linear_top1"],
             marker=marker,
-            s=55,
-            zorder=3,
-            c=[colors(f) for f in rows["dataset_fraction"]],
+            s=60,
+            color=color,
             edgecolors="black",
             linewidths=0.6,
+            zorder=3,
         )
-        for _, row in rows.iterrows():
-            _annotate(
-                ax,
-                row["auc"],
-                row["linear_top1"],
-                format_fraction(row["dataset_fraction"]),
-            )
-        handles.append(_marker_handle(marker, title))
+        for _, row in s.rows.iterrows():
+            if len(s.rows) > 1 or not is_full_data(row["dataset_fraction"]):
+                _annotate(ax, row["auc"], row["linear_top1"], format_fraction(row["dataset_fraction"]))
+        handles.append(_marker_handle(marker, s.title, face=color))
     return handles
 
 
@@ -483,35 +537,158 @@ def _scatter_baselines(ax: Any, points: pd.DataFrame) -> list[Line2D]:
     ax.scatter(
         baselines["auc"],
         baselines["linear_top1"],
-        marker="X",
+        marker=METHOD_MARKERS[BASELINE_METHOD],
         s=90,
         zorder=3,
         color=BASELINE_COLOR,
         edgecolors="black",
         linewidths=0.6,
     )
+    several = baselines["arch"].nunique() > 1
     for _, row in baselines.iterrows():
-        _annotate(ax, row["auc"], row["linear_top1"], "random init", left=True)
-    return [_marker_handle("X", "random init (untrained)", face=BASELINE_COLOR)]
+        text = f"random init {row['arch']}" if several else "random init"
+        _annotate(ax, row["auc"], row["linear_top1"], text, left=True)
+    return [_marker_handle(METHOD_MARKERS[BASELINE_METHOD], "random init (untrained)", face=BASELINE_COLOR)]
 
 
 def plot_auc_vs_accuracy(table: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Does less collapse mean better features? AUC against linear-probe top-1."""
+    """Does less collapse mean better features? AUC against linear-probe top-1 for every run
+    (every method, strategy, data size and student), one colour per series, one marker per method."""
     points = table.dropna(subset=["auc", "linear_top1"])
-    trained = points[~is_baseline(points)]
-    colors = FractionColors.for_fractions(trained["dataset_fraction"].tolist())
-    with _figure(path, figsize=(7.4, 5.0)) as (fig, axes):
+    colors = _series_colors([s.title for s in _series(table)])  # the same colours as auc_vs_fraction
+    with _figure(path, figsize=(9.5, 5.2)) as (_fig, axes):
         ax = axes[0, 0]
-        handles = _scatter_groups(ax, points, colors) + _scatter_baselines(ax, points)
-        if not trained.empty:
-            colors.colorbar(fig, ax, trained["dataset_fraction"].tolist())
+        handles = _scatter_series(ax, points, colors) + _scatter_baselines(ax, points)
         ax.margins(0.1)  # room for the point annotations
         ax.set_xlabel("AUC (paper Eq. 2; lower = less collapse)")
         ax.set_ylabel("linear top-1 accuracy (%)")
         ax.set_title(_correlation_title(table), fontsize="medium")
         ax.grid(True, alpha=0.3)
         if handles:
-            ax.legend(handles=handles, fontsize="small", loc="best")
+            ax.legend(
+                handles=handles,
+                fontsize="small",
+                title="training · arch (marker = method)",
+                title_fontsize="small",
+                **_OUTSIDE_LEGEND,
+            )
+
+
+# --------------------------------------------------------------------------- spectra compared
+
+
+StyleMap = Callable[[list[str], Labels], dict[str, dict[str, Any]]]
+
+
+def _focus_arch(runs: list[str], labels: Labels) -> str:
+    """The arch with the most full-data trained runs (ties: the smaller ResNet); any run's arch
+    where no run is a full-data trained one."""
+    pool = [r for r in runs if not _is_baseline(labels[r]) and _is_full_data(labels[r])] or runs
+    counts = Counter(str(labels[r]["arch"]) for r in pool)
+    return min(counts, key=lambda arch: (-counts[arch], arch_sort_key(arch)))
+
+
+def _legend_names(runs: list[str], labels: Labels) -> dict[str, str]:
+    """Each run's training label; the run name appended where two runs share one."""
+    names = {r: training_label(labels[r]) for r in runs}
+    counts = Counter(names.values())
+    return {r: f"{name} [{r}]" if counts[name] > 1 else name for r, name in names.items()}
+
+
+def _styles_by_method(runs: list[str], labels: Labels) -> dict[str, dict[str, Any]]:
+    """Colour per method (fixed across figures); a method's second, third... run another dash."""
+    extra = itertools.cycle(["tab:brown", "tab:pink", "tab:olive", "tab:cyan", "black"])  # methods without a colour
+    colors: dict[str, Any] = {}
+    seen: Counter = Counter()
+    styles = {}
+    for run in runs:
+        info = labels[run]
+        if _is_baseline(info):
+            styles[run] = dict(BASELINE_STYLE)
+            continue
+        method = str(info["method"])
+        colors.setdefault(method, METHOD_COLORS.get(method) or next(extra))
+        dash = _METHOD_LINESTYLES[seen[method] % len(_METHOD_LINESTYLES)]
+        styles[run] = {"color": colors[method], "linestyle": dash, "linewidth": 1.8}
+        seen[method] += 1
+    return styles
+
+
+def _styles_by_training(runs: list[str], labels: Labels) -> dict[str, dict[str, Any]]:
+    """A distinct colour per training (strategy, warmup, method), solid lines."""
+    trained = [r for r in runs if not _is_baseline(labels[r])]
+    colors = dict(zip(trained, _palette(len(trained)), strict=True))
+    return {
+        r: dict(BASELINE_STYLE) if _is_baseline(labels[r]) else {"color": colors[r], "linestyle": "-", "linewidth": 1.8}
+        for r in runs
+    }
+
+
+@dataclass(frozen=True)
+class _Comparison:
+    """What one comparison figure overlays (full-data runs of one arch) and how lines differ."""
+
+    by: str
+    include: Callable[[Mapping[str, Any]], bool]
+    styles: StyleMap
+
+
+_COMPARISONS = {
+    "method": _Comparison("method", lambda info: True, _styles_by_method),
+    "strategy": _Comparison(
+        "training strategy", lambda info: str(info["method"]) != DISTILL_METHOD, _styles_by_training
+    ),
+}
+
+
+def _lowest_positive(values: np.ndarray) -> float:
+    """The smallest positive σ_i/σ_1 of a spectrum (1.0 for a rank-one one)."""
+    normalized = metrics.normalized_spectrum(values)
+    return float(normalized[normalized > 0].min())
+
+
+def _plot_comparison(spectra: Spectra, labels: Labels, path: str | os.PathLike, comparison: _Comparison) -> None:
+    """Normalised spectra of the focus arch's full-data runs overlaid, random init dashed grey."""
+    if not spectra:
+        raise ValueError("no spectra to plot")
+    _check_labels(spectra, labels)
+    arch = _focus_arch(list(spectra), labels)
+    runs = [
+        r
+        for r in spectra
+        if str(labels[r]["arch"]) == arch
+        and (_is_baseline(labels[r]) or (_is_full_data(labels[r]) and comparison.include(labels[r])))
+    ]
+    runs.sort(key=lambda r: (_is_baseline(labels[r]), training_sort_key(labels[r]), r))
+    names, styles = _legend_names(runs, labels), comparison.styles(runs, labels)
+    with _figure(path, figsize=(9.5, 5.0)) as (_fig, axes):
+        ax = axes[0, 0]
+        for run in runs:
+            values = np.asarray(spectra[run], dtype=np.float64)
+            label = f"{names[run]} (AUC {metrics.auc(values):.3f})"
+            ax.plot(_index(values.size), metrics.normalized_spectrum(values), label=label, **styles[run])
+        if all(_is_baseline(labels[r]) for r in runs):
+            ax.text(0.5, 0.5, f"no full-data trained run of {arch}", transform=ax.transAxes, ha="center", color="0.4")
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=max(_LOG_RANGE, 0.5 * min((_lowest_positive(spectra[r]) for r in runs), default=1.0)))
+        _decades_only(ax)
+        ax.set_xlabel("index i (sorted, descending)")
+        ax.set_ylabel(r"$\sigma_i / \sigma_1$ (dimensionless, log scale)")
+        ax.set_title(f"Normalised spectra by {comparison.by} · {arch} · full training set (flatter = less collapse)")
+        ax.grid(True, which="major", alpha=0.3)
+        if runs:
+            title = f"run (AUC){'; colour = method' if comparison.by == 'method' else ''}"
+            ax.legend(fontsize="small", title=title, title_fontsize="small", **_OUTSIDE_LEGEND)
+
+
+def plot_spectra_by_method(spectra: Spectra, labels: Labels, path: str | os.PathLike) -> None:
+    """One line per full-data run of the most common arch, coloured by method (students too)."""
+    _plot_comparison(spectra, labels, path, _COMPARISONS["method"])
+
+
+def plot_spectra_by_strategy(spectra: Spectra, labels: Labels, path: str | os.PathLike) -> None:
+    """One line per training (strategy, lr warmup, NNSiam...) of the most common arch's full-data runs."""
+    _plot_comparison(spectra, labels, path, _COMPARISONS["strategy"])
 
 
 # --------------------------------------------------------------------------- everything
@@ -523,17 +700,33 @@ def labels_from_table(table: pd.DataFrame, runs: list[str]) -> dict[str, dict[st
     unknown = [r for r in runs if r not in indexed.index]
     if unknown:
         raise ValueError(f"spectra given for runs not in the run table: {unknown}")
-    return {r: {k: indexed.at[r, k] for k in LABEL_KEYS} for r in runs}
+    keys = [*LABEL_KEYS, *(k for k in OPTIONAL_LABEL_KEYS if k in indexed.columns)]
+    return {r: {k: indexed.at[r, k] for k in keys} for r in runs}
+
+
+_SPECTRUM_FIGURES: dict[str, Callable[[Spectra, Labels, str | os.PathLike], None]] = {
+    "singular_values.png": plot_singular_values,
+    "normalized_spectrum.png": plot_normalized_spectrum,
+    "cumulative_explained_variance.png": plot_cumulative_explained_variance,
+    "spectra_by_method.png": plot_spectra_by_method,
+    "spectra_by_strategy.png": plot_spectra_by_strategy,
+}
+_TABLE_FIGURES: dict[str, Callable[[pd.DataFrame, str | os.PathLike], None]] = {
+    "auc_vs_fraction.png": plot_auc_vs_fraction,
+    "auc_vs_linear_top1.png": plot_auc_vs_accuracy,
+}
 
 
 def make_all_figures(table: pd.DataFrame, spectra: Mapping[str, np.ndarray], out_dir: str | os.PathLike) -> list[Path]:
-    """Write the five standard figures into ``out_dir`` and return their paths."""
+    """Write the seven figures of ``FIGURE_NAMES`` into ``out_dir`` and return their paths, in that order."""
     out_dir = Path(out_dir)
     labels = labels_from_table(table, list(spectra))
-    paths = {key: out_dir / name for key, name in FIGURE_NAMES.items()}
-    plot_singular_values(spectra, labels, paths["singular_values"])
-    plot_normalized_spectrum(spectra, labels, paths["normalized_spectrum"])
-    plot_cumulative_explained_variance(spectra, labels, paths["cumulative_explained_variance"])
-    plot_auc_vs_fraction(table, paths["auc_vs_fraction"])
-    plot_auc_vs_accuracy(table, paths["auc_vs_linear_top1"])
-    return list(paths.values())
+    paths = []
+    for name in FIGURE_NAMES:
+        path = out_dir / name
+        if name in _SPECTRUM_FIGURES:
+            _SPECTRUM_FIGURES[name](spectra, labels, path)
+        else:
+            _TABLE_FIGURES[name](table, path)
+        paths.append(path)
+    return paths

@@ -1,7 +1,9 @@
 """Run tables and spectrum files: the tabular record of an experiment and its Markdown summary.
 
-A *run table* has one row per run (a pretrained or random-init model) with the columns in
-``RUN_COLUMNS`` plus optional extras. The Markdown summary is written for a researcher who
+A *run table* has one row per run (a pretrained, distilled or random-init model) with the
+columns in ``RUN_COLUMNS`` (required in every record), ``OPTIONAL_COLUMNS`` (always present in
+the table, null where a record lacks them: records written before those keys existed) and any
+extras the records carry. The Markdown summary is written for a researcher who
 opens the results folder: it says what each metric means and states the finding in one line,
 computed from the table so that it can never disagree with the numbers above it.
 """
@@ -30,13 +32,23 @@ RUN_COLUMNS = [
     "linear_top1",
     "knn_top1",
 ]
+# Keys of newer run records; a record without them (an older run) reads as null, never an error.
+OPTIONAL_COLUMNS = ["group", "warmup_epochs", "switch_epoch", "teacher", "teacher_method", "teacher_arch"]
 BASELINE_METHOD = "random-init"
 GROUP_COLUMNS = ["method", "arch", "strategy"]
+# Sort keys (and the value that stands for null) before the fraction: group first, then runs
+# that differ only in warmup, hybrid switch or teacher stay apart.
+_SORT_FILLS: dict[str, Any] = {
+    **dict.fromkeys(GROUP_COLUMNS, ""),
+    "warmup_epochs": 0.0,
+    "switch_epoch": 0.0,
+    "teacher": "",
+}
 SPECTRUM_HEADER = "singular_value"
 SPECTRUM_LOG_FLOOR = 1e-12
 
-_NUMERIC_COLUMNS = ["dataset_fraction", "auc", "linear_top1", "knn_top1"]
-_MISSING = "—"
+_NUMERIC_COLUMNS = ["dataset_fraction", "auc", "linear_top1", "knn_top1", "warmup_epochs", "switch_epoch"]
+MISSING = "—"  # how every table shows an absent value
 
 
 # --------------------------------------------------------------------------- run table
@@ -69,21 +81,34 @@ def is_baseline(table: pd.DataFrame) -> pd.Series:
     return table["method"] == BASELINE_METHOD
 
 
+def _filled(table: pd.DataFrame, column: str, fill: Any) -> pd.Series:
+    """``column`` with nulls as ``fill`` (a record without the key had none), all ``fill`` if absent."""
+    if column not in table.columns:
+        return pd.Series(fill, index=table.index)
+    return table[column].astype(object).where(table[column].notna(), fill)
+
+
 def sort_run_table(table: pd.DataFrame) -> pd.DataFrame:
     """Order rows by group then fraction, random-init last, so that tables read as a trend."""
-    keyed = table.assign(_baseline=is_baseline(table))
-    keyed = keyed.sort_values(["_baseline", *GROUP_COLUMNS, "dataset_fraction", "run"], kind="stable")
-    return keyed.drop(columns="_baseline").reset_index(drop=True)
+    keys = {"_baseline": is_baseline(table)}
+    keys |= {f"_{column}": _filled(table, column, fill) for column, fill in _SORT_FILLS.items()}
+    keyed = table.assign(**keys).sort_values([*keys, "dataset_fraction", "run"], kind="stable")
+    return keyed.drop(columns=list(keys)).reset_index(drop=True)
 
 
 def build_run_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Validate run records and return the sorted run table (required columns first)."""
+    """Validate run records and return the sorted run table.
+
+    Columns: ``RUN_COLUMNS``, then ``OPTIONAL_COLUMNS`` (NaN where a record lacks one), then
+    any other keys in first-seen order.
+    """
     for index, record in enumerate(records):
         _check_record(index, record)
+    known = RUN_COLUMNS + OPTIONAL_COLUMNS
     extras: list[str] = []
     for record in records:
-        extras += [key for key in record if key not in RUN_COLUMNS and key not in extras]
-    table = pd.DataFrame.from_records(list(records), columns=RUN_COLUMNS + extras)
+        extras += [key for key in record if key not in known and key not in extras]
+    table = pd.DataFrame.from_records(list(records), columns=known + extras)
     for column in _NUMERIC_COLUMNS:
         table[column] = pd.to_numeric(table[column], errors="raise").astype(float)
     _check_values(table)
@@ -138,21 +163,35 @@ def auc_accuracy_correlation(table: pd.DataFrame, accuracy: str = "linear_top1")
 def format_fraction(fraction: float) -> str:
     """0.01 -> '1%', 0.005 -> '0.5%': the way the paper names its subsets."""
     if fraction is None or not math.isfinite(fraction):
-        return _MISSING
+        return MISSING
     return f"{100 * fraction:g}%"
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN or pandas' NA: a cell with no value (strings and numbers are never missing)."""
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
 
 
 def _number(decimals: int) -> Callable[[Any], str]:
     def fmt(value: Any) -> str:
-        if value is None or pd.isna(value):
-            return _MISSING
-        return f"{float(value):.{decimals}f}"
+        return MISSING if is_missing(value) else f"{float(value):.{decimals}f}"
 
     return fmt
 
 
-def _text(value: Any) -> str:
-    return _MISSING if value is None or pd.isna(value) else str(value).replace("|", "\\|")
+def format_number(value: Any, decimals: int = 1) -> str:
+    """30.012 -> '30.0'; missing -> '—'."""
+    return _number(decimals)(value)
+
+
+def format_text(value: Any) -> str:
+    """A cell's text with pipes escaped (they would split the Markdown cell); missing -> '—'."""
+    return MISSING if is_missing(value) else str(value).replace("|", "\\|")
+
+
+def _epochs(value: Any) -> str:
+    """Warmup or switch epochs: '10', or '—' where the run has none."""
+    return MISSING if is_missing(value) or float(value) == 0 else f"{float(value):g}"
 
 
 @dataclass(frozen=True)
@@ -161,14 +200,18 @@ class _Column:
     header: str
     fmt: Callable[[Any], str]
     numeric: bool
+    optional: bool = False  # shown only when some run has a value (so old tables look as before)
 
 
 _MARKDOWN_COLUMNS = [
-    _Column("run", "run", _text, False),
-    _Column("method", "method", _text, False),
-    _Column("arch", "arch", _text, False),
-    _Column("strategy", "strategy", _text, False),
+    _Column("run", "run", format_text, False),
+    _Column("method", "method", format_text, False),
+    _Column("arch", "arch", format_text, False),
+    _Column("strategy", "strategy", format_text, False),
     _Column("dataset_fraction", "data", format_fraction, True),
+    _Column("warmup_epochs", "warmup (epochs)", _epochs, True, optional=True),
+    _Column("switch_epoch", "hybrid K", _epochs, True, optional=True),
+    _Column("teacher", "teacher", format_text, False, optional=True),
     _Column("auc", "AUC", _number(3), True),
     _Column("effective_rank", "eff. rank", _number(1), True),
     _Column("linear_top1", "linear top-1 (%)", _number(1), True),
@@ -186,22 +229,45 @@ _METRIC_NOTES = [
     "- **kNN top-1**: top-1 accuracy (%) of a weighted k-nearest-neighbour classifier (cosine){knn_k}.",
     "- **data**: fraction of the training set used for pretraining (random-init: untrained).",
 ]
+_OPTIONAL_NOTE = (
+    "- **warmup**: epochs of linear lr warmup; **hybrid K**: single-pass epochs before IID; "
+    "**teacher**: the run a distilled student learns to predict."
+)
 
 
 def _cells(row: pd.Series, columns: list[_Column]) -> list[str]:
     baseline = row["method"] == BASELINE_METHOD
-    return [_MISSING if (baseline and col.key == "dataset_fraction") else col.fmt(row[col.key]) for col in columns]
+    return [MISSING if (baseline and col.key == "dataset_fraction") else col.fmt(row[col.key]) for col in columns]
+
+
+def pipe_table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: Sequence[bool]) -> str:
+    """A GitHub pipe table of already formatted cells; numeric columns right-aligned."""
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---:" if right else "---" for right in numeric) + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _shown(column: _Column, table: pd.DataFrame) -> bool:
+    if column.key not in table.columns:
+        return False
+    return not column.optional or any(column.fmt(value) != MISSING for value in table[column.key])
+
+
+def _markdown_columns(table: pd.DataFrame) -> list[_Column]:
+    return [col for col in _MARKDOWN_COLUMNS if _shown(col, table)]
 
 
 def markdown_table(table: pd.DataFrame) -> str:
     """A GitHub pipe table of the run table, numbers formatted, numeric columns right-aligned."""
-    columns = [col for col in _MARKDOWN_COLUMNS if col.key in table.columns]
-    lines = [
-        "| " + " | ".join(col.header for col in columns) + " |",
-        "|" + "|".join("---:" if col.numeric else "---" for col in columns) + "|",
-    ]
-    lines += ["| " + " | ".join(_cells(row, columns)) + " |" for _, row in table.iterrows()]
-    return "\n".join(lines)
+    columns = _markdown_columns(table)
+    return pipe_table(
+        [col.header for col in columns],
+        (_cells(row, columns) for _, row in table.iterrows()),
+        [col.numeric for col in columns],
+    )
 
 
 def _correlation_sentence(table: pd.DataFrame) -> str | None:
@@ -249,26 +315,36 @@ def _knn_k_note(table: pd.DataFrame) -> str:
     return f" at k = {int(table['knn_k'].dropna().iloc[0])}"
 
 
-def run_table_markdown(table: pd.DataFrame, title: str = "Dimensional collapse: run summary") -> str:
-    """The whole Markdown summary: title, metric notes, table, finding."""
-    return (
-        "\n\n".join(
-            [
-                f"# {title}",
-                "\n".join(_METRIC_NOTES).format(knn_k=_knn_k_note(table)),
-                markdown_table(table),
-                finding_line(table),
-            ]
-        )
-        + "\n"
-    )
+def _notes(table: pd.DataFrame) -> str:
+    notes = "\n".join(_METRIC_NOTES).format(knn_k=_knn_k_note(table))
+    if any(col.optional for col in _markdown_columns(table)):
+        notes += "\n" + _OPTIONAL_NOTE
+    return notes
 
 
-def write_run_table(table: pd.DataFrame, csv_path: str | os.PathLike, markdown_path: str | os.PathLike) -> None:
+def run_table_markdown(
+    table: pd.DataFrame, title: str = "Dimensional collapse: run summary", footer: str | None = None
+) -> str:
+    """The whole Markdown summary: title, metric notes, table, finding (and ``footer`` last)."""
+    parts = [f"# {title}", _notes(table), markdown_table(table), finding_line(table)]
+    return "\n\n".join(parts + ([footer] if footer else [])) + "\n"
+
+
+def write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> None:
+    """Write a table as CSV atomically (no index column)."""
+    with io.atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def write_run_table(
+    table: pd.DataFrame,
+    csv_path: str | os.PathLike,
+    markdown_path: str | os.PathLike,
+    footer: str | None = None,
+) -> None:
     """Write the CSV (machine-readable) and the Markdown summary (human-readable), atomically."""
-    with io.atomic_path(csv_path) as tmp:
-        table.to_csv(tmp, index=False)
-    io.write_text(markdown_path, run_table_markdown(table))
+    write_csv(csv_path, table)
+    io.write_text(markdown_path, run_table_markdown(table, footer=footer))
 
 
 # --------------------------------------------------------------------------- spectra

@@ -1,4 +1,9 @@
-"""Gather every run's metrics into results tables (CSV and Markdown)."""
+"""Gather every run's metrics into results tables (CSV and Markdown).
+
+Writes ``paper.TABLE_FILES`` into ``--out-dir``: the run table (runs.csv, runs.md) and the
+paper-shaped tables (distillation, training_methods, strategies; each .csv and .md), every
+one of them even when empty, so a workflow can declare them all as outputs.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,24 @@ from pathlib import Path
 from typing import Any
 
 from ..io import read_json
-from ..reporting.tables import build_run_table, write_run_table
+from ..reporting.paper import TABLE_FILES, write_result_tables
+from ..reporting.tables import build_run_table
 
 RESOURCES = None  # reads only the runs' result files
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dirs", type=Path, nargs="+", required=True)
-    parser.add_argument("--out-csv", type=Path, required=True)
-    parser.add_argument("--out-md", type=Path, required=True)
+    parser.add_argument("--out-dir", type=Path, required=True, help=f"written: {', '.join(TABLE_FILES)}")
+    parser.add_argument(
+        "--compare-to-paper",
+        action="store_true",
+        help="add the paper's published ImageNet linear top-1 beside ours (the config's report.compare_to_paper)",
+    )
 
 
 def run_record(run_dir: Path) -> dict[str, Any]:
+    """One row of the run table: the run's record plus its collapse metrics and accuracies."""
     record = read_json(run_dir / "run.json")
     spectrum = read_json(run_dir / "spectrum.json")
     record.update(auc=spectrum["auc"], effective_rank=spectrum["effective_rank"])
@@ -29,5 +40,5 @@ def run_record(run_dir: Path) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, config: None) -> None:
     table = build_run_table([run_record(d) for d in args.run_dirs])
-    write_run_table(table, args.out_csv, args.out_md)
-    print(f"{len(table)} runs -> {args.out_csv}, {args.out_md}")
+    paths = write_result_tables(table, args.out_dir, compare_to_paper=args.compare_to_paper)
+    print(f"{len(table)} runs -> {', '.join(str(p) for p in paths)}")

@@ -1,27 +1,25 @@
-"""Spectrum and AUC figures (PNG)."""
+"""Spectrum and AUC figures (PNG): the seven of ``reporting.plots.FIGURE_NAMES``."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-import pandas as pd
-
 from ..io import read_json
-from ..reporting.plots import make_all_figures
-from ..reporting.tables import read_spectrum
+from ..reporting.plots import FIGURE_NAMES, make_all_figures
+from ..reporting.tables import read_run_table, read_spectrum
 
 RESOURCES = None  # reads only the runs' result files
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--table", type=Path, required=True)
+    parser.add_argument("--table", type=Path, required=True, help="runs.csv written by `siamcollapse collect`")
     parser.add_argument("--run-dirs", type=Path, nargs="+", required=True)
-    parser.add_argument("--out-dir", type=Path, required=True)
+    parser.add_argument("--out-dir", type=Path, required=True, help=f"written: {', '.join(FIGURE_NAMES)}")
 
 
 def run(args: argparse.Namespace, config: None) -> None:
-    table = pd.read_csv(args.table)
+    table = read_run_table(args.table)  # validated, and null where an older table lacks a column
     spectra = {read_json(d / "run.json")["run"]: read_spectrum(d / "spectrum.csv") for d in args.run_dirs}
     for path in make_all_figures(table, spectra, args.out_dir):
         print(f"wrote {path}")
