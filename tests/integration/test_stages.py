@@ -232,7 +232,7 @@ def test_killed_pretraining_resumes_and_matches_an_uninterrupted_run(tiny_datase
     calls.clear()
     assert run_cli(*args(killed), "--log", tmp_path / "resumed.log") == 0
     resumed_log = (tmp_path / "resumed.log").read_text()
-    assert "resuming tiny-50pct after epoch 1" in resumed_log and "epoch 2/2" in resumed_log
+    assert "continuing tiny-50pct after epoch 1" in resumed_log and "epoch 2/2" in resumed_log
     assert "epoch 1/2" not in resumed_log
     resumed, _ = load_backbone(killed / "checkpoint.pt")
     straight, _ = load_backbone(tmp_path / "straight" / "checkpoint.pt")

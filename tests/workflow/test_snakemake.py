@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from siamcollapse import plan
+from siamcollapse.config import load_experiment
 from siamcollapse.reporting.paper import TABLE_FILES
 from siamcollapse.reporting.plots import FIGURE_NAMES
 
@@ -41,9 +43,10 @@ def test_dry_run_lists_every_stage(config_name, workdir):
     proc = snakemake(workdir, "-n", "--configfile", *configfiles)
     counts = job_counts(proc.stdout)
     assert STAGES <= set(counts), counts
-    config = yaml.safe_load((REPO / config_name).read_text())
-    trained = sum(len(group["fractions"]) for group in config["runs"].values())
-    assert counts["pretrain"] == trained + len({repr(g.get("model")) for g in config["runs"].values()})
+    runs = plan.expand_runs(load_experiment(configfiles))  # the plan's own expansion is unit-tested
+    assert counts["pretrain"] == len(runs) and counts["extract_features"] == len(runs)
+    snapshots = sum(len(plan.snapshot_epochs(runs, name)) for name in runs)
+    assert counts.get("pretrain_segment", 0) == snapshots
 
 
 def test_lint_passes():
@@ -88,9 +91,9 @@ def check_results_of_the_test_config(project: Path) -> None:
     assert "auc_vs_linear_top1" in html and "partial dimensional collapse" in html.lower()
 
 
-def planned(project: Path) -> tuple[dict[str, int], set[str]]:
+def planned(project: Path, *args: str) -> tuple[dict[str, int], set[str]]:
     """Jobs per rule, and the runs they touch, that Snakemake would execute now (dry-run)."""
-    proc = in_project(project, "snakemake", "-n", "--configfile", "configs/test.yaml")
+    proc = in_project(project, "snakemake", "-n", "--configfile", "configs/test.yaml", *args)
     if "Nothing to be done" in proc.stdout + proc.stderr:
         return {}, set()
     return job_counts(proc.stdout), set(re.findall(r"wildcards: run=(\S+)", proc.stdout))
@@ -123,12 +126,11 @@ def test_snakemake_reruns_only_invalidated_stages_and_dvc_commit_records_its_wor
                     "plot_figures": 1, "all": 1, "total": 7}
     in_project(project, *run)
 
-    # The hybrid run continues the single-pass run's epoch-1 state: losing it invalidates both.
-    (project / "results/test/runs/simsiam-resnet18-singlepass-100pct/state-epoch1.pt").unlink()
-    jobs, runs = planned(project)
+    # The hybrid run and the rest of its single-pass run continue the epoch-1 state: redoing it
+    # redoes both and nothing else.
+    jobs, runs = planned(project, "--forcerun", "pretrain_segment")
     assert runs == {"simsiam-resnet18-singlepass-100pct", "simsiam-resnet18-hybrid-100pct"}
-    assert jobs["pretrain_segment"] == 1 and jobs["pretrain"] == 2
-    in_project(project, *run)
+    assert jobs["pretrain_segment"] == 1 and jobs["pretrain"] == 2 and jobs["extract_features"] == 2
 
     # One command records Snakemake's work in DVC; then DVC has nothing to do.
     pipeline = "workflow/dvc/test/dvc.yaml"
