@@ -96,7 +96,7 @@ def planned(project: Path, *args: str) -> tuple[dict[str, int], set[str]]:
     proc = in_project(project, "snakemake", "-n", "--configfile", "configs/test.yaml", *args)
     if "Nothing to be done" in proc.stdout + proc.stderr:
         return {}, set()
-    return job_counts(proc.stdout), set(re.findall(r"wildcards: run=(\S+)", proc.stdout))
+    return job_counts(proc.stdout), set(re.findall(r"wildcards: run=([^\s,]+)", proc.stdout))
 
 
 @pytest.mark.workflow
