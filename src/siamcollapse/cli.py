@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import os
 import sys
 import traceback
 from collections.abc import Iterator
@@ -22,10 +23,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
-from .errors import UserInputError
+from .errors import TrainingInterrupted, UserInputError
 from .stages import HELP as STAGE_HELP
 
-TOOL_HELP = {"dvc-yaml": "Write (or --check) the DVC pipeline of a config, generated from the Snakemake workflow."}
+# Commands that are not pipeline stages: name -> (module, one-line help).
+TOOLS = {
+    "dvc-yaml": ("dvc_yaml", "Write (or --check) the DVC pipeline of a config, generated from the Snakemake workflow."),
+    "launch": ("launch", "Run a stage on several processes, GPUs or nodes (accelerate launch; srun across nodes)."),
+}
+TOOL_HELP = {name: text for name, (_, text) in TOOLS.items()}
 
 
 
@@ -61,11 +67,10 @@ def _build_parser(command: str | None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, description=text)
         if name != command:
             continue
-        if name in TOOL_HELP:
-            from . import dvc_yaml
-
-            dvc_yaml.add_arguments(p)
-            p.set_defaults(stage=None, tool=dvc_yaml.main)
+        if name in TOOLS:
+            tool = importlib.import_module(f"siamcollapse.{TOOLS[name][0]}")
+            tool.add_arguments(p)
+            p.set_defaults(stage=None, tool=tool.main)
             continue
         module = _stage_module(name)
         _add_common_options(p, reads_config=module.RESOURCES is not None)
@@ -95,7 +100,9 @@ class _Tee:
 
 @contextlib.contextmanager
 def _logging_to(path: Path | None) -> Iterator[None]:
-    if path is None:
+    # Of several processes (siamcollapse launch) only the first writes the log; the others' output
+    # still reaches the job's stderr through the launcher.
+    if path is None or int(os.environ.get("RANK", "0")) > 0:
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,6 +125,7 @@ def _run_stage(args: argparse.Namespace) -> None:
     config = load_experiment(args.configfiles, args.overrides) if module.RESOURCES is not None else None
     threads = args.threads or (config["resources"][module.RESOURCES]["threads"] if config else None)
     if threads:
+        threads = max(1, threads // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))  # the processes share the job's
         import torch
 
         torch.set_num_threads(threads)
@@ -136,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         except UserInputError as exc:
             print(f"siamcollapse {args.command}: error: {exc}", file=sys.stderr)
             return 2
+        except TrainingInterrupted as exc:
+            print(f"siamcollapse {args.command}: {exc}", file=sys.stderr, flush=True)
+            return exc.exit_code
     return 0
 
 

@@ -1,5 +1,16 @@
-"""The one exception type a user sees: bad input, named precisely, raised before work starts."""
+"""The exceptions a user sees as a message and an exit code instead of a traceback."""
+
+import signal
 
 
 class UserInputError(Exception):
-    """A configuration key, path or file is wrong; the message names it and says what to do."""
+    """A configuration key, path or file is wrong; the message names it and says what to do.
+
+    Raised before work starts; the command exits with 2.
+    """
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on SIGTERM after saving its state; rerunning the command resumes it."""
+
+    exit_code = 128 + signal.SIGTERM  # what a shell reports for a process ended by SIGTERM

@@ -44,7 +44,11 @@ def test_dry_run_lists_every_stage(config_name, workdir):
     counts = job_counts(proc.stdout)
     assert STAGES <= set(counts), counts
     runs = plan.expand_runs(load_experiment(configfiles))  # the plan's own expansion is unit-tested
-    assert counts["pretrain"] == len(runs) and counts["extract_features"] == len(runs)
+    students = [run for run in runs.values() if run.teacher is not None]
+    baselines = [run for run in runs.values() if run.is_baseline]
+    assert counts.get("distill", 0) == len(students) and counts.get("random_init", 0) == len(baselines)
+    assert counts["pretrain"] == len(runs) - len(students) - len(baselines)
+    assert counts["extract_features"] == len(runs)
     snapshots = sum(len(plan.snapshot_epochs(runs, name)) for name in runs)
     assert counts.get("pretrain_segment", 0) == snapshots
 

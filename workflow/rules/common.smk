@@ -5,6 +5,7 @@
 
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from siamcollapse import plan
 from siamcollapse.codedeps import stage_code
 from siamcollapse.config import nest_dotted_keys, validate_config
 from siamcollapse.errors import UserInputError
+from siamcollapse.launch import check_resources, launch_prefix
 from siamcollapse.reporting.paper import TABLE_FILES
 from siamcollapse.reporting.plots import FIGURE_NAMES
 
@@ -21,6 +23,7 @@ try:
     validate_config(config, source="config")
     RUNS = plan.expand_runs(config)
     plan.check_dataset_root(config)
+    check_resources(config["resources"])
 except UserInputError as exc:
     sys.exit(f"siamcollapse: invalid configuration: {exc}")
 
@@ -58,8 +61,29 @@ wildcard_constraints:
 
 
 def resources_of(family):
-    """Scheduler resources of a stage family, from the config (never hard-coded in rules)."""
-    return {k: v for k, v in config["resources"][family].items() if k != "threads"}
+    """Scheduler resources of a stage family, from the config (never hard-coded in rules).
+
+    Names are Snakemake's and the SLURM executor's: `mem_mb`, `runtime` (minutes), `gpu` (ask
+    for GPUs). A job over several nodes is an `mpi` job to the executor (its command starts
+    srun itself), one task per node with `gpu` GPUs each.
+    """
+    values = config["resources"][family]
+    resources = {"mem_mb": values["mem_mb"], "runtime": values["runtime"]}
+    if values["nodes"] == 1:
+        return {**resources, "gpu": values["gpu"]}
+    return {**resources, "nodes": values["nodes"], "tasks": values["nodes"], "mpi": "srun",
+            "slurm_extra": f"--ntasks-per-node=1 --gpus-per-node={values['gpu']}"}
+
+
+def launch_prefix_of(family):
+    """`siamcollapse`, or the launcher that starts one process per GPU (and srun across nodes)."""
+    return launch_prefix(config["resources"][family])
+
+
+def runs_matching(predicate):
+    """A wildcard pattern that matches the runs for which ``predicate(run)`` holds."""
+    names = [re.escape(name) for name, run in RUNS.items() if predicate(run)]
+    return "|".join(names) or "(?!)"  # (?!) matches nothing: a rule without runs has no jobs
 
 
 def threads_of(family):

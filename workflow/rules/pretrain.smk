@@ -1,8 +1,13 @@
-# Self-supervised pretraining and distillation of every run, and the untrained random-init
-# baselines. The stage reads the run's settings from the config by its name; the params record
-# exactly the keys it reads, so editing one run group's settings reruns that group's runs only.
-# A single-pass run that hybrid runs branch off is trained in segments: each segment ends in a
-# training-state snapshot, which the next segment and the hybrid runs continue from.
+# Self-supervised pretraining of every run, the distillation of every student, and the
+# initialisation of the untrained random-init baselines (one process, no GPU). The stage reads the run's settings from the config by its name; the
+# params record exactly the keys it reads, so editing one run group's settings reruns that
+# group's runs only. A single-pass run that hybrid runs branch off is trained in segments: each
+# segment ends in a training-state snapshot, which the next segment and the hybrid runs continue.
+#
+# Scheduler resources come from the config: `resources.pretrain` for pretraining (and its
+# segments), `resources.distill` for students. With GPUs the stage runs one process per GPU
+# (`siamcollapse launch`, i.e. `accelerate launch`), with `nodes` > 1 one launcher per node
+# through srun; `snakemake -n -p` shows the command.
 
 PRETRAIN_PARAMS = {
     "config": CONFIG_ARGS,
@@ -11,21 +16,28 @@ PRETRAIN_PARAMS = {
     "run_dir": lambda w: plan.run_dir(config, w.run),
 }
 PRETRAIN_COMMAND = (
-    "siamcollapse pretrain {params.config} --run {wildcards.run} --data-root {input.data} {params.inputs}"
-    " --out-dir {params.run_dir} --log {log}"
+    "{params.launch} pretrain {params.config} --run {wildcards.run} --data-root {input.data} {params.inputs}"
+    " --out-dir {params.run_dir} --threads {threads} --log {log}"
 )
+SEGMENT_COMMAND = " ".join([PRETRAIN_COMMAND, "--stop-after-epoch {wildcards.epoch} --state-out {output.state}"])
+RUN_OUTPUTS = {
+    "checkpoint": OUT / "runs" / "{run}" / "checkpoint.pt",
+    "train_log": OUT / "runs" / "{run}" / "train_log.csv",
+    "info": OUT / "runs" / "{run}" / "run.json",
+    "settings": OUT / "runs" / "{run}" / "config.yaml",
+}
 
 
 rule pretrain:
     input:
         unpack(pretrain_inputs),
     output:
-        checkpoint=OUT / "runs" / "{run}" / "checkpoint.pt",
-        train_log=OUT / "runs" / "{run}" / "train_log.csv",
-        info=OUT / "runs" / "{run}" / "run.json",
-        settings=OUT / "runs" / "{run}" / "config.yaml",
+        **RUN_OUTPUTS,
     params:
         **PRETRAIN_PARAMS,
+        launch=launch_prefix_of("pretrain"),
+    wildcard_constraints:
+        run=runs_matching(lambda run: run.teacher is None and not run.is_baseline),
     log:
         LOGS / "pretrain" / "{run}.log",
     threads: threads_of("pretrain")
@@ -42,10 +54,49 @@ rule pretrain_segment:
         state=OUT / "runs" / "{run}" / "state-epoch{epoch}.pt",
     params:
         **PRETRAIN_PARAMS,
+        launch=launch_prefix_of("pretrain"),
     log:
         LOGS / "pretrain" / "{run}-epoch{epoch}.log",
     threads: threads_of("pretrain")
     resources:
         **resources_of("pretrain"),
     shell:
-        PRETRAIN_COMMAND + " --stop-after-epoch {wildcards.epoch} --state-out {output.state}"
+        SEGMENT_COMMAND
+
+
+rule distill:
+    input:
+        unpack(pretrain_inputs),
+    output:
+        **RUN_OUTPUTS,
+    params:
+        **PRETRAIN_PARAMS,
+        launch=launch_prefix_of("distill"),
+    wildcard_constraints:
+        run=runs_matching(lambda run: run.teacher is not None),
+    log:
+        LOGS / "pretrain" / "{run}.log",
+    threads: threads_of("distill")
+    resources:
+        **resources_of("distill"),
+    shell:
+        PRETRAIN_COMMAND
+
+
+rule random_init:
+    input:
+        unpack(pretrain_inputs),
+    output:
+        **RUN_OUTPUTS,
+    params:
+        **PRETRAIN_PARAMS,
+        launch="siamcollapse",
+    wildcard_constraints:
+        run=runs_matching(lambda run: run.is_baseline),
+    log:
+        LOGS / "pretrain" / "{run}.log",
+    threads: threads_of("default")
+    resources:
+        **resources_of("default"),
+    shell:
+        PRETRAIN_COMMAND

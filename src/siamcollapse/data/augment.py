@@ -21,6 +21,10 @@ GaussianBlur and RandomHorizontalFlip, with these deliberate differences:
   so this equals MoCo-v2's flip-last order.
 - The crop is resized bilinearly without antialiasing (PIL antialiases when it
   downsamples); the crops are rarely much larger than the output.
+
+On several processes each holds a share of the global batch (``BatchShare``): random numbers
+are drawn for the whole global batch and sliced, so an image's views do not depend on how
+many processes train (a 2-GPU run sees the data a 1-GPU run sees).
 """
 
 from __future__ import annotations
@@ -75,6 +79,22 @@ class AugmentConfig:
         _check(all(s > 0 for s in self.std), "std", "must be positive")
 
 
+@dataclass(frozen=True)
+class BatchShare:
+    """The rows ``[rank x n, (rank + 1) x n)`` of a global batch of ``processes x n`` images."""
+
+    rank: int = 0
+    processes: int = 1
+
+    def rand(self, n: int, *shape: int, generator: torch.Generator | None) -> Tensor:
+        """This share's rows of uniform float64 draws for the whole global batch."""
+        draws = torch.rand(n * self.processes, *shape, generator=generator, dtype=torch.float64)
+        return draws[self.rank * n:(self.rank + 1) * n]
+
+
+WHOLE_BATCH = BatchShare()
+
+
 def _check(ok: bool, name: str, rule: str) -> None:
     """Fail before any work with a message naming the offending key."""
     if not ok:
@@ -96,13 +116,14 @@ def _to_unit_float(images: Tensor) -> Tensor:
     return images
 
 
-def _uniform(n: int, bounds: tuple[float, float], generator: torch.Generator | None) -> Tensor:
+def _uniform(n: int, bounds: tuple[float, float], generator: torch.Generator | None,
+             share: BatchShare = WHOLE_BATCH) -> Tensor:
     low, high = bounds
-    return low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
+    return low + (high - low) * share.rand(n, generator=generator)
 
 
-def _coins(n: int, p: float, generator: torch.Generator | None) -> Tensor:
-    return torch.rand(n, generator=generator, dtype=torch.float64) < p
+def _coins(n: int, p: float, generator: torch.Generator | None, share: BatchShare = WHOLE_BATCH) -> Tensor:
+    return share.rand(n, generator=generator) < p
 
 
 def normalize(images01: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
@@ -132,13 +153,14 @@ def sample_crop_boxes(
     scale: tuple[float, float],
     ratio: tuple[float, float],
     generator: torch.Generator | None = None,
+    share: BatchShare = WHOLE_BATCH,
 ) -> Tensor:
     """RandomResizedCrop boxes for n images, vectorised: float64 [n,4] (top, left, h, w).
 
     Draws CROP_ATTEMPTS candidates per image at once and keeps the first that fits,
     which has the same distribution as torchvision's sequential retry loop.
     """
-    draws = torch.rand(n, CROP_ATTEMPTS, 2, generator=generator, dtype=torch.float64)
+    draws = share.rand(n, CROP_ATTEMPTS, 2, generator=generator)
     area = scale[0] + (scale[1] - scale[0]) * draws[..., 0]
     log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
     aspect = torch.exp(log_lo + (log_hi - log_lo) * draws[..., 1])
@@ -151,7 +173,7 @@ def sample_crop_boxes(
     fallback_h, fallback_w = _fallback_crop_size(height, width, ratio)
     h = torch.where(found, h.gather(1, first).squeeze(1), float(fallback_h))
     w = torch.where(found, w.gather(1, first).squeeze(1), float(fallback_w))
-    offsets = torch.rand(n, 2, generator=generator, dtype=torch.float64)
+    offsets = share.rand(n, 2, generator=generator)
     top = torch.where(found, torch.floor(offsets[:, 0] * (height - h + 1)), (height - h) // 2)
     left = torch.where(found, torch.floor(offsets[:, 1] * (width - w + 1)), (width - w) // 2)
     return torch.stack((top.clamp(max=height - h), left.clamp(max=width - w), h, w), dim=1)
@@ -290,6 +312,7 @@ class BatchAugment(torch.nn.Module):
     one) so a seeded run is reproducible on any device; only the small parameter
     tensors are moved to the images. Every call draws the same amount of randomness
     whatever the coins say, so one stage's outcome never shifts the next stage's draws.
+    ``share`` says which rows of a global batch the images are (see module doc).
     """
 
     def __init__(self, config: AugmentConfig, output_size: int) -> None:
@@ -299,38 +322,41 @@ class BatchAugment(torch.nn.Module):
         self.config = config
         self.output_size = output_size
 
-    def forward(self, images_uint8: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def forward(self, images_uint8: Tensor, generator: torch.Generator | None = None,
+                share: BatchShare = WHOLE_BATCH) -> Tensor:
         """uint8 [B,3,H,W] -> normalised float [B,3,S,S]."""
-        views = self.colour(self.crop_and_flip(images_uint8, generator), generator)
+        views = self.colour(self.crop_and_flip(images_uint8, generator, share), generator, share)
         return self.normalize(views).contiguous()
 
-    def crop_and_flip(self, images_uint8: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def crop_and_flip(self, images_uint8: Tensor, generator: torch.Generator | None = None,
+                      share: BatchShare = WHOLE_BATCH) -> Tensor:
         """Random resized crop + horizontal flip -> float [B,3,S,S] in [0,1]."""
         cfg = self.config
         b, _, height, width = images_uint8.shape
-        boxes = sample_crop_boxes(b, height, width, cfg.crop_scale, cfg.crop_ratio, generator)
-        flips = _coins(b, cfg.flip_p, generator)
+        boxes = sample_crop_boxes(b, height, width, cfg.crop_scale, cfg.crop_ratio, generator, share)
+        flips = _coins(b, cfg.flip_p, generator, share)
         return resized_crop_flip(_to_unit_float(images_uint8), boxes, flips, self.output_size)
 
-    def colour(self, images01: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def colour(self, images01: Tensor, generator: torch.Generator | None = None,
+               share: BatchShare = WHOLE_BATCH) -> Tensor:
         """Colour jitter (p), grayscale (p), Gaussian blur (p); stays in [0,1].
 
         Jitter order is one random permutation per call (see module docstring).
         """
-        x = self._jitter(images01, generator)
-        x = self._grayscale(x, generator)
-        return self._blur(x, generator)
+        x = self._jitter(images01, generator, share)
+        x = self._grayscale(x, generator, share)
+        return self._blur(x, generator, share)
 
     def normalize(self, images01: Tensor) -> Tensor:
         """Per-channel normalisation with the config's mean/std."""
         return normalize(images01, self.config.mean, self.config.std)
 
-    def _jitter(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+    def _jitter(self, x: Tensor, generator: torch.Generator | None, share: BatchShare) -> Tensor:
         n = x.shape[0]
-        applied = _coins(n, self.config.jitter_p, generator)
+        applied = _coins(n, self.config.jitter_p, generator, share)
         order = torch.randperm(len(_JITTER_OPS), generator=generator)
         bounds = _jitter_bounds(self.config)
-        factors = [torch.where(applied, _uniform(n, bound, generator), ident)
+        factors = [torch.where(applied, _uniform(n, bound, generator, share), ident)
                    for bound, ident in zip(bounds, _JITTER_IDENTITY)]
         if not bool(applied.any()):
             return x
@@ -339,15 +365,15 @@ class BatchAugment(torch.nn.Module):
                 x = _JITTER_OPS[i](x, factors[i])
         return x
 
-    def _grayscale(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
-        mask = _coins(x.shape[0], self.config.grayscale_p, generator)
+    def _grayscale(self, x: Tensor, generator: torch.Generator | None, share: BatchShare) -> Tensor:
+        mask = _coins(x.shape[0], self.config.grayscale_p, generator, share)
         return grayscale_where(x, mask) if bool(mask.any()) else x
 
-    def _blur(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+    def _blur(self, x: Tensor, generator: torch.Generator | None, share: BatchShare) -> Tensor:
         cfg = self.config
         n, _, height, width = x.shape
-        mask = _coins(n, cfg.blur_p, generator)
-        sigmas = _uniform(n, cfg.blur_sigma, generator)
+        mask = _coins(n, cfg.blur_p, generator, share)
+        sigmas = _uniform(n, cfg.blur_sigma, generator, share)
         if not bool(mask.any()):
             return x
         size = blur_kernel_size(min(height, width), cfg.blur_kernel_fraction)

@@ -1,10 +1,12 @@
 """The pretraining loop, launched through Accelerate.
 
-``python -m siamcollapse pretrain`` on CPU or one GPU; ``accelerate launch`` on several GPUs
-or nodes. The global batch size is preserved across process counts (each process takes its
-share), bf16 autocast and channels_last are used on GPUs, a resumable state is saved after
-every epoch, and each epoch logs loss, lr, images/s and the std of the L2-normalised
-projections (about 1/sqrt(d) when healthy, 0 when collapsed).
+``siamcollapse pretrain`` on CPU or one GPU; ``siamcollapse launch`` (``accelerate launch``)
+on several GPUs or nodes. The global batch, its augmentations and the lr are the same for any
+number of processes (each takes its share of the batch; batch norm is synchronised), so a
+multi-GPU run computes what one process would. bf16 autocast and channels_last are used on
+GPUs. A resumable state is saved after every epoch and, on SIGTERM, after the current step.
+Each epoch logs loss, lr, images/s and the std of the L2-normalised projections (about
+1/sqrt(d) when healthy, 0 when collapsed).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,11 @@ import numpy as np
 import torch
 import yaml
 
-from ..data.augment import BatchAugment
+from ..data.augment import BatchAugment, BatchShare
 from ..data.loaders import InMemoryPairs, StreamingPairs, augment_config
 from ..data.sources import ImageFolderStream, load_split, scan_labels
 from ..data.subsets import read_subset
-from ..errors import UserInputError
+from ..errors import TrainingInterrupted, UserInputError
 from ..io import save_torch, write_json, write_text
 from ..methods import build_method
 from ..methods.losses import normalized_std
@@ -38,9 +40,11 @@ from .checkpoint import (
     save_resume_state,
     settings_hash,
 )
+from .distributed import sync_batch_norm
 from .optim import build_optimizer
+from .preemption import StopSignal
 from .schedules import apply_lr, learning_rate, scaled_lr
-from .strategies import epoch_batches, epoch_seed, shard
+from .strategies import epoch_batches, shard, step_seeds
 
 LOG_COLUMNS = ["epoch", "steps", "loss", "lr", "images_per_s", "z_std", "z_std_healthy", "elapsed_s"]
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -89,16 +93,16 @@ def _accelerator():
     return Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda else "no")
 
 
-def _pair_source(settings: dict[str, Any], data_root: Path, device: torch.device):
+def _pair_source(settings: dict[str, Any], data_root: Path, device: torch.device, share: BatchShare):
     data = settings["data"]
     augment = BatchAugment(augment_config(settings["augment"]), data["image_size"])
     if data["in_memory"]:
         train = load_split(data["source"], data_root, "train", data["image_size"])
-        return InMemoryPairs(train.images, augment, device)
+        return InMemoryPairs(train.images, augment, device, share)
     # Random crops are taken from the whole image, resized so its shorter side is 8/7 of the input
     # size (256 for 224, as ImageNet's evaluation resize), not from a centre crop.
     stream = ImageFolderStream(data_root, "train", data["image_size"], transform=_shorter_side(data["image_size"] * 8 // 7))
-    return StreamingPairs(stream, augment, device, settings["pretrain"]["num_workers"], settings["pretrain"]["seed"])
+    return StreamingPairs(stream, augment, device, settings["pretrain"]["num_workers"], share)
 
 
 def _shorter_side(size: int):
@@ -126,6 +130,19 @@ class Segment:
     state_out: Path | None = None
 
 
+@dataclass
+class EpochProgress:
+    """How far the epoch with 0-based index ``epoch`` got: steps done and their running sums
+    (averaged over processes when saved, so a resumed epoch logs what an unbroken one would)."""
+
+    epoch: int
+    step: int = 0
+    loss_sum: float = 0.0
+    z_std_sum: float = 0.0
+    seconds: float = 0.0
+    projection_dim: int = 0
+
+
 def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None, run_dir: Path,
              teacher_path: Path | None = None, segment: Segment = Segment()) -> RunFiles | None:
     """Train (or, for the random-init baseline, only initialise) one backbone; see module doc.
@@ -143,33 +160,41 @@ def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None
 
     accelerator = _accelerator()
     device = accelerator.device
+    if hp["batch_size"] % accelerator.num_processes:
+        raise UserInputError(f"pretrain.batch_size {hp['batch_size']} must be divisible by the "
+                             f"{accelerator.num_processes} training processes")
     num_train = len(scan_labels(settings["data"]["source"], data_root, "train")[0])
     indices = torch.from_numpy(read_subset(subset_path, num_train))
-    pairs = _pair_source(settings, data_root, device)
+    pairs = _pair_source(settings, data_root, device, BatchShare(accelerator.process_index, accelerator.num_processes))
     context = {"teacher": load_backbone(teacher_path)[0]} if teacher_path else {}
-    model = build_method(hp["method"], backbone, hp, **context)
+    model = sync_batch_norm(build_method(hp["method"], backbone, hp, **context), device)
     if device.type == "cuda":
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model).to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)
     initial_lr = scaled_lr(hp["base_lr"], hp["batch_size"])
     optimizer = build_optimizer(model.param_groups(), hp, initial_lr)
     last_epoch = segment.stop_after_epoch or hp["epochs"]
-    start_epoch, rows = _restore(model, optimizer, files, settings, segment, last_epoch, accelerator)
+    rows, progress = _restore(model, optimizer, files, settings, segment, last_epoch, accelerator)
     model, optimizer = accelerator.prepare(model, optimizer)
     steps = steps_per_epoch(hp, num_train)
     accelerator.print(f"pretraining {settings['run']['run']} ({hp['method']}, {hp['strategy']}): {len(indices)} of "
-                      f"{num_train} training images, epochs {start_epoch + 1}-{last_epoch} of {hp['epochs']} x {steps} "
+                      f"{num_train} training images, epochs {len(rows) + 1}-{last_epoch} of {hp['epochs']} x {steps} "
                       f"steps, global batch {hp['batch_size']}, {accelerator.num_processes} process(es) on {device}")
     started = time.time() - (rows[-1]["elapsed_s"] if rows else 0.0)
-    for epoch in range(start_epoch, last_epoch):
-        row = _train_epoch(model, optimizer, pairs, indices, steps, epoch, initial_lr, hp, accelerator)
-        row["elapsed_s"] = round(time.time() - started, 2)
-        rows.append(row)
-        accelerator.print(_format_row(row, hp["epochs"]), flush=True)
-        if accelerator.is_main_process:
-            if segment.state_out is None:  # a segment's rows travel in its state, not in the run's log
-                _write_log(files.log, rows)
-            save_resume_state(files.run_dir, _training_state(accelerator.unwrap_model(model), optimizer, rows, settings))
-        accelerator.wait_for_everyone()
+    with StopSignal() as stop:
+        for epoch in range(len(rows), last_epoch):
+            progress = progress if progress is not None else EpochProgress(epoch)
+            _train_epoch(model, optimizer, pairs, indices, steps, progress, initial_lr, hp, accelerator, stop)
+            if progress.step < steps:
+                _save_interrupted(accelerator, model, optimizer, rows, settings, files, progress)
+            rows.append(_epoch_row(progress, steps, initial_lr, hp, accelerator, started))
+            accelerator.print(_format_row(rows[-1], hp["epochs"]), flush=True)
+            progress = None
+            if accelerator.is_main_process:
+                if segment.state_out is None:  # a segment's rows travel in its state, not in the run's log
+                    _write_log(files.log, rows)
+                save_resume_state(files.run_dir, _training_state(accelerator.unwrap_model(model), optimizer, rows,
+                                                                 settings))
+            accelerator.wait_for_everyone()
     method = accelerator.unwrap_model(model)
     if segment.state_out is not None:
         if accelerator.is_main_process:
@@ -184,16 +209,30 @@ def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None
     return files
 
 
-def _training_state(method, optimizer, rows: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
+def _training_state(method, optimizer, rows: list[dict[str, Any]], settings: dict[str, Any],
+                    progress: EpochProgress | None = None) -> dict[str, Any]:
     return {"epoch": len(rows), "model": method.state_dict(), "optimizer": optimizer.state_dict(),
-            "log_rows": rows, "settings_hash": settings_hash(settings)}
+            "log_rows": rows, "settings_hash": settings_hash(settings),
+            "epoch_progress": asdict(progress) if progress is not None else None}
+
+
+def _save_interrupted(accelerator, model, optimizer, rows, settings, files: RunFiles, progress: EpochProgress):
+    """Save the state mid-epoch (after SIGTERM) and raise TrainingInterrupted."""
+    sums = torch.tensor([progress.loss_sum, progress.z_std_sum], dtype=torch.float64, device=accelerator.device)
+    progress.loss_sum, progress.z_std_sum = accelerator.reduce(sums, "mean").tolist()
+    if accelerator.is_main_process:
+        save_resume_state(files.run_dir, _training_state(accelerator.unwrap_model(model), optimizer, rows, settings,
+                                                         progress))
+    accelerator.wait_for_everyone()
+    raise TrainingInterrupted(f"stopped by SIGTERM at epoch {progress.epoch + 1} step {progress.step}; the state is "
+                              f"saved in {files.run_dir}: rerun the same command to resume")
 
 
 def _restore(model, optimizer, files: RunFiles, settings, segment: Segment, last_epoch: int, accelerator):
-    """(first epoch, log rows so far): from this run's own resume state, else the segment's
-    initial state, else from scratch."""
+    """(log rows of the epochs done, progress of an interrupted epoch or None): from this run's own
+    resume state, else the segment's initial state, else from scratch."""
     state = load_resume_state(files.run_dir, settings_hash(settings))
-    if state is not None and state["epoch"] > last_epoch:
+    if state is not None and _epochs_begun(state) > last_epoch:
         state = None  # a later segment's progress; this segment must stop earlier
     if state is None and segment.init_state is not None:
         state = torch.load(segment.init_state, map_location="cpu", weights_only=False)
@@ -201,22 +240,33 @@ def _restore(model, optimizer, files: RunFiles, settings, segment: Segment, last
             raise UserInputError(f"{segment.init_state} was trained with other settings than this run continues "
                                  "from; rerun the stage that writes it")
     if state is None:
-        return 0, []
+        return [], None
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    accelerator.print(f"continuing {settings['run']['run']} after epoch {state['epoch']}")
-    return state["epoch"], state["log_rows"]
+    progress = EpochProgress(**state["epoch_progress"]) if state.get("epoch_progress") else None
+    where = f"epoch {progress.epoch + 1} step {progress.step}" if progress else f"epoch {state['epoch']}"
+    accelerator.print(f"continuing {settings['run']['run']} after {where}")
+    return state["log_rows"], progress
 
 
-def _train_epoch(model, optimizer, pairs, indices, steps, epoch, initial_lr, hp, accelerator) -> dict[str, Any]:
+def _epochs_begun(state: dict[str, Any]) -> int:
+    return state["epoch"] + (1 if state.get("epoch_progress") else 0)
+
+
+def _train_epoch(model, optimizer, pairs, indices, steps, progress: EpochProgress, initial_lr, hp, accelerator,
+                 stop: StopSignal) -> None:
+    """Train the steps of ``progress.epoch`` from ``progress.step`` on, updating ``progress``;
+    returns early (``progress.step < steps``) when SIGTERM arrived."""
     model.train()
     method = accelerator.unwrap_model(model)
-    batches = epoch_batches(hp, indices, steps, epoch)
+    epoch, first = progress.epoch, progress.step
+    batches = epoch_batches(hp, indices, steps, epoch)[first:]
     batches = torch.stack([shard(b, accelerator.process_index, accelerator.num_processes) for b in batches])
-    generator = torch.Generator().manual_seed(epoch_seed(hp["seed"], epoch) + 7919 * accelerator.process_index)
-    loss_sum = z_std_sum = 0.0
+    seeds = step_seeds(hp["seed"], epoch, steps)[first:]
+    loss_sum = torch.tensor(progress.loss_sum, device=accelerator.device)
+    z_std_sum = torch.tensor(progress.z_std_sum, device=accelerator.device)
     tic = time.time()
-    for step, (view1, view2) in enumerate(pairs.pairs(batches, generator)):
+    for step, (view1, view2) in enumerate(pairs.pairs(batches, seeds), start=first):
         lr = learning_rate(initial_lr, epoch, step, steps, hp["epochs"], hp["warmup_epochs"])
         apply_lr(optimizer, lr, initial_lr)
         if view1.device.type == "cuda":
@@ -228,19 +278,30 @@ def _train_epoch(model, optimizer, pairs, indices, steps, epoch, initial_lr, hp,
         accelerator.backward(out.loss)
         optimizer.step()
         method.on_step_end((epoch * steps + step + 1) / (hp["epochs"] * steps))
-        loss_sum += out.loss.detach()
+        loss_sum += out.loss.detach().float()
         z_std_sum += normalized_std(out.projections)
+        progress.step = step + 1
         if hp["log_every"] and (step + 1) % hp["log_every"] == 0:
             accelerator.print(f"  epoch {epoch + 1} step {step + 1}/{steps} loss {float(loss_sum) / (step + 1):.4f} "
                               f"lr {lr:.4g}", flush=True)
-    seconds = time.time() - tic
-    dim = out.projections.shape[-1]
+        if stop.agreed(accelerator.device) and progress.step < steps:
+            break
+    progress.loss_sum, progress.z_std_sum = float(loss_sum), float(z_std_sum)
+    progress.seconds += time.time() - tic
+    progress.projection_dim = out.projections.shape[-1]
+
+
+def _epoch_row(progress: EpochProgress, steps: int, initial_lr: float, hp, accelerator, started: float) -> dict:
+    epoch = progress.epoch
+    lr = learning_rate(initial_lr, epoch, steps - 1, steps, hp["epochs"], hp["warmup_epochs"])
+    loss = accelerator.reduce(torch.tensor(progress.loss_sum, device=accelerator.device), "mean")
     return {
         "epoch": epoch + 1, "steps": steps,
-        "loss": round(float(accelerator.reduce(loss_sum, "mean")) / steps, 5),
+        "loss": round(float(loss) / steps, 5),
         "lr": round(lr, 6),
-        "images_per_s": round(steps * hp["batch_size"] / seconds, 1),
-        "z_std": round(float(z_std_sum) / steps, 5), "z_std_healthy": round(dim ** -0.5, 5),
+        "images_per_s": round(steps * hp["batch_size"] / progress.seconds, 1),
+        "z_std": round(progress.z_std_sum / steps, 5), "z_std_healthy": round(progress.projection_dim ** -0.5, 5),
+        "elapsed_s": round(time.time() - started, 2),
     }
 
 

@@ -28,6 +28,12 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
 
 
+def step_seeds(seed: int, epoch: int, steps: int) -> list[int]:
+    """The augmentation seed of every step of an epoch: a run resumes at any step, and every
+    process draws the same numbers (each keeps its rows of the global batch)."""
+    return [(epoch_seed(seed, epoch) * 1_000_033 + step + 1) % 2**63 for step in range(steps)]
+
+
 def ordering_seed(seed: int) -> int:
     """The seed of a run's data ordering (distinct from every epoch's seed)."""
     return seed * 100_003 - 1
