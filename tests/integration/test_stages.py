@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
 from siamcollapse import cli, plan
@@ -198,48 +197,6 @@ def test_probe_refuses_features_of_another_backbone(pipeline: Pipeline, tmp_path
                    "--features-dir", pipeline.run_dir / "features", "--out", tmp_path / "probe.json")
     assert code == 2 and "were not extracted from" in capsys.readouterr().err
     assert not (tmp_path / "probe.json").exists()
-
-
-def test_killed_pretraining_resumes_and_matches_an_uninterrupted_run(tiny_dataset: Path, pipeline: Pipeline,
-                                                                     tmp_path: Path, monkeypatch):
-    subset = tmp_path / "s.json"
-    assert run_cli("make-subset", "--config", pipeline.config, "--fraction", "0.5", "--data-root", tiny_dataset,
-                   "--out", subset) == 0
-
-    def args(out_dir: Path) -> list[str | Path]:
-        return pretrain_args(pipeline.config, "tiny-50pct", tiny_dataset, subset, out_dir)
-
-    assert run_cli(*args(tmp_path / "straight")) == 0
-
-    real_epoch, calls = loop._train_epoch, []
-
-    def dies_in_second_epoch(*a, **k):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt("killed")
-        return real_epoch(*a, **k)
-
-    monkeypatch.setattr(loop, "_train_epoch", dies_in_second_epoch)
-    killed = tmp_path / "killed"
-    with pytest.raises(KeyboardInterrupt):
-        run_cli(*args(killed), "--log", tmp_path / "killed.log")
-    assert (killed / RESUME_NAME).exists()
-    assert not (killed / "checkpoint.pt").exists()  # no output that looks complete
-    killed_log = (tmp_path / "killed.log").read_text()
-    assert "epoch 1/2" in killed_log and "KeyboardInterrupt: killed" in killed_log  # the traceback is logged too
-
-    monkeypatch.setattr(loop, "_train_epoch", real_epoch)
-    calls.clear()
-    assert run_cli(*args(killed), "--log", tmp_path / "resumed.log") == 0
-    resumed_log = (tmp_path / "resumed.log").read_text()
-    assert "continuing tiny-50pct after epoch 1" in resumed_log and "epoch 2/2" in resumed_log
-    assert "epoch 1/2" not in resumed_log
-    resumed, _ = load_backbone(killed / "checkpoint.pt")
-    straight, _ = load_backbone(tmp_path / "straight" / "checkpoint.pt")
-    for (name, a), b in zip(resumed.state_dict().items(), straight.state_dict().values(), strict=True):
-        assert torch.allclose(a.float(), b.float(), atol=1e-6), name
-    assert len((killed / "train_log.csv").read_text().splitlines()) == 3
-    assert not (killed / RESUME_NAME).exists()
 
 
 def test_log_gets_the_printed_lines_and_the_error_of_a_failing_stage(tiny_dataset: Path, pipeline: Pipeline,

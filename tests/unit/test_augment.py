@@ -13,6 +13,7 @@ from torchvision.transforms import RandomResizedCrop
 from siamcollapse.data.augment import (
     AugmentConfig,
     BatchAugment,
+    BatchShare,
     adjust_brightness,
     adjust_contrast,
     adjust_hue,
@@ -52,6 +53,18 @@ def per_image(fn, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- whole pipeline
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+def test_each_image_gets_the_same_views_whatever_the_number_of_processes(processes: int) -> None:
+    augment, images = BatchAugment(AugmentConfig(), 24), uint8_images(8, 32, 40)
+    whole = augment(images, gen(3))
+    n = len(images) // processes
+    shares = [augment(images[rank * n:(rank + 1) * n], gen(3), BatchShare(rank, processes))
+              for rank in range(processes)]
+    torch.testing.assert_close(torch.cat(shares), whole)
+    assert not torch.allclose(shares[0], whole[n:2 * n])  # the rows really are per-image draws
+
 
 
 @pytest.mark.parametrize(("h", "w", "size"), [(32, 32, 32), (40, 48, 32), (32, 32, 64)])

@@ -45,6 +45,23 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     return total / dist.get_world_size()
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over processes whose gradient is the sum of every process's gradient: each process's
+    loss depends on every process's input through the sum."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        total = x.clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        total = grad.clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
+
+
 class CrossProcessBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
     """Batch norm over the global batch of every process, on any device (gloo included).
 
@@ -61,16 +78,14 @@ class CrossProcessBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and is_distributed()):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         dims = [0, *range(2, x.dim())]
         shape = [1, -1] + [1] * (x.dim() - 2)
         count = torch.tensor([x.numel() // x.shape[1]], dtype=x.dtype, device=x.device)
-        totals = all_reduce(torch.cat([x.sum(dims), count]))
+        totals = _AllReduceSum.apply(torch.cat([x.sum(dims), count]))
         n = totals[-1]
         mean = totals[:-1] / n
         centered = x - mean.view(shape)
-        var = all_reduce((centered * centered).sum(dims)) / n  # two passes: no E[x^2] - E[x]^2 cancellation
+        var = _AllReduceSum.apply((centered * centered).sum(dims)) / n  # two passes: no E[x^2] - E[x]^2 cancellation
         self._update_running_stats(mean.detach(), var.detach() * n / (n - 1))
         y = centered * torch.rsqrt(var + self.eps).view(shape)
         return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y

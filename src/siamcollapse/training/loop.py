@@ -187,7 +187,6 @@ def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None
             if progress.step < steps:
                 _save_interrupted(accelerator, model, optimizer, rows, settings, files, progress)
             rows.append(_epoch_row(progress, steps, initial_lr, hp, accelerator, started))
-            accelerator.print(_format_row(rows[-1], hp["epochs"]), flush=True)
             progress = None
             if accelerator.is_main_process:
                 if segment.state_out is None:  # a segment's rows travel in its state, not in the run's log
@@ -195,6 +194,7 @@ def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None
                 save_resume_state(files.run_dir, _training_state(accelerator.unwrap_model(model), optimizer, rows,
                                                                  settings))
             accelerator.wait_for_everyone()
+            accelerator.print(_format_row(rows[-1], hp["epochs"]), flush=True)  # printed once its state is saved
     method = accelerator.unwrap_model(model)
     if segment.state_out is not None:
         if accelerator.is_main_process:

@@ -1,0 +1,61 @@
+"""Two training processes (gloo, through `siamcollapse launch`, i.e. accelerate launch) compute
+what one process computes on the same global batch: same loss trajectory, same weights."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from .test_stages import pretrain_args, run_cli, write_config
+
+OVERRIDES = {
+    "pretrain": {"epochs": 2, "steps_per_epoch": 3, "batch_size": 8},
+    "methods": {"mocov3": {"proj_hidden_dim": 16, "proj_dim": 8, "pred_dim": 16}},
+    "runs": {"simsiam": {"fractions": [1.0]},
+             "moco": {"fractions": [1.0], "pretrain": {"method": "mocov3", "warmup_epochs": 1}}},
+}
+SIAMCOLLAPSE = Path(sys.executable).with_name("siamcollapse")
+
+
+@pytest.fixture(scope="module")
+def experiment(tiny_dataset: Path, tmp_path_factory) -> tuple[Path, Path, Path]:
+    out = tmp_path_factory.mktemp("multiprocess")
+    config = write_config(out, tiny_dataset, OVERRIDES)
+    subset = out / "subset.json"
+    assert run_cli("make-subset", "--config", config, "--fraction", "1.0", "--data-root", tiny_dataset,
+                   "--out", subset) == 0
+    return config, subset, out
+
+
+def losses(run_dir: Path) -> list[float]:
+    with open(run_dir / "train_log.csv") as handle:
+        return [float(row["loss"]) for row in csv.DictReader(handle)]
+
+
+def checkpoint(run_dir: Path) -> dict:
+    return torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+
+
+@pytest.mark.parametrize("run", ["simsiam-100pct", "moco-100pct"])
+def test_two_processes_train_the_weights_one_process_trains(experiment, tiny_dataset, run):
+    config, subset, out = experiment
+    args = [str(a) for a in pretrain_args(config, run, tiny_dataset, subset, out / f"{run}-2proc")]
+    proc = subprocess.run([str(SIAMCOLLAPSE), "launch", "--processes-per-node", "2", "--", *args,
+                           "--log", str(out / f"{run}-2proc.log")], capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "accelerate launch --multi_gpu --num_machines 1 --num_processes 2" in proc.stdout
+    assert "2 process(es) on cpu" in (out / f"{run}-2proc.log").read_text()
+    assert run_cli(*pretrain_args(config, run, tiny_dataset, subset, out / f"{run}-1proc")) == 0
+
+    one, two = out / f"{run}-1proc", out / f"{run}-2proc"
+    assert len(losses(one)) == 2 and losses(one)[0] != losses(one)[1]  # it trained
+    assert losses(two) == pytest.approx(losses(one), rel=1e-4, abs=1e-5)
+    one_state, two_state = checkpoint(one)["backbone"], checkpoint(two)["backbone"]
+    assert one_state.keys() == two_state.keys()
+    for name, value in one_state.items():  # batch-norm running statistics included
+        torch.testing.assert_close(two_state[name], value, rtol=1e-4, atol=1e-4, msg=name)
