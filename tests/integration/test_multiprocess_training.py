@@ -5,31 +5,22 @@ from __future__ import annotations
 
 import csv
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from .test_stages import pretrain_args, run_cli, write_config
+from .test_stages import SIAMCOLLAPSE, SIMSIAM_AND_MOCOV3, pretrain_args, run_cli, whole_subset_experiment
 
 OVERRIDES = {
     "pretrain": {"epochs": 2, "steps_per_epoch": 3, "batch_size": 8},
-    "methods": {"mocov3": {"proj_hidden_dim": 16, "proj_dim": 8, "pred_dim": 16}},
-    "runs": {"simsiam": {"fractions": [1.0]},
-             "moco": {"fractions": [1.0], "pretrain": {"method": "mocov3", "warmup_epochs": 1}}},
+    **SIMSIAM_AND_MOCOV3,
 }
-SIAMCOLLAPSE = Path(sys.executable).with_name("siamcollapse")
 
 
 @pytest.fixture(scope="module")
 def experiment(tiny_dataset: Path, tmp_path_factory) -> tuple[Path, Path, Path]:
-    out = tmp_path_factory.mktemp("multiprocess")
-    config = write_config(out, tiny_dataset, OVERRIDES)
-    subset = out / "subset.json"
-    assert run_cli("make-subset", "--config", config, "--fraction", "1.0", "--data-root", tiny_dataset,
-                   "--out", subset) == 0
-    return config, subset, out
+    return whole_subset_experiment(tiny_dataset, tmp_path_factory.mktemp("multiprocess"), OVERRIDES)
 
 
 def losses(run_dir: Path) -> list[float]:

@@ -11,7 +11,7 @@ import torch
 
 from siamcollapse.training.checkpoint import load_backbone
 
-from .test_stages import pretrain_args, run_cli, write_config
+from .test_stages import TINY_MOCOV3, pretrain_args, run_cli, whole_subset_experiment, write_config
 
 GROUPS = {
     "sp": {"fractions": [1.0], "pretrain": {"strategy": "single-pass"}},
@@ -20,7 +20,7 @@ GROUPS = {
 }
 OVERRIDES = {
     "pretrain": {"epochs": 3, "steps_per_epoch": 2},
-    "methods": {"mocov3": {"proj_hidden_dim": 16, "proj_dim": 8, "pred_dim": 16}},
+    "methods": {"mocov3": TINY_MOCOV3},
     "runs": GROUPS,
     "distillations": {"student": {"teacher": "moco-100pct", "model": {"arch": "resnet18"}}},
 }
@@ -28,12 +28,7 @@ OVERRIDES = {
 
 @pytest.fixture(scope="module")
 def experiment(tiny_dataset: Path, tmp_path_factory) -> tuple[Path, Path, Path]:
-    out = tmp_path_factory.mktemp("strategies")
-    config = write_config(out, tiny_dataset, OVERRIDES)
-    subset = out / "subset.json"
-    assert run_cli("make-subset", "--config", config, "--fraction", "1.0", "--data-root", tiny_dataset,
-                   "--out", subset) == 0
-    return config, subset, out
+    return whole_subset_experiment(tiny_dataset, tmp_path_factory.mktemp("strategies"), OVERRIDES)
 
 
 def segment(experiment, tiny_dataset, run, *extra):

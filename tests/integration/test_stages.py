@@ -55,6 +55,27 @@ def run_cli(*args: str | Path) -> int:
     return cli.main([str(a) for a in args])
 
 
+# The command a user or a workflow runs, for tests that need a separate process.
+SIAMCOLLAPSE = Path(sys.executable).with_name("siamcollapse")
+# MoCo-v3 heads small enough for a tiny backbone.
+TINY_MOCOV3 = {"proj_hidden_dim": 16, "proj_dim": 8, "pred_dim": 16}
+# A SimSiam and a MoCo-v3 run (simsiam-100pct, moco-100pct) on the whole training set.
+SIMSIAM_AND_MOCOV3 = {
+    "methods": {"mocov3": TINY_MOCOV3},
+    "runs": {"simsiam": {"fractions": [1.0]},
+             "moco": {"fractions": [1.0], "pretrain": {"method": "mocov3", "warmup_epochs": 1}}},
+}
+
+
+def whole_subset_experiment(data_root: Path, out: Path, overrides: dict[str, Any]) -> tuple[Path, Path, Path]:
+    """(config, subset file of the whole training set, ``out``) of the tiny experiment with ``overrides``."""
+    config = write_config(out, data_root, overrides)
+    subset = out / "subset.json"
+    assert run_cli("make-subset", "--config", config, "--fraction", "1.0", "--data-root", data_root,
+                   "--out", subset) == 0
+    return config, subset, out
+
+
 def pretrain_args(config: Path, run: str, data_root: Path, subset: Path | None, out_dir: Path) -> list[str | Path]:
     args: list[str | Path] = ["pretrain", "--config", config, "--run", run, "--data-root", data_root, "--out-dir", out_dir]
     return args + (["--subset", subset] if subset else [])
