@@ -27,9 +27,12 @@ envvars:
     "PATH",
 
 
-# Every rule runs in the project's image when `--software-deployment-method apptainer` is
-# given (build it from containers/Dockerfile); otherwise in the current environment.
-container: "docker://siamcollapse/siamcollapse:0.1.0"
+# With `--software-deployment-method apptainer` (plus --apptainer-args="--nv" for GPUs) every rule
+# runs inside the project's Apptainer image, built from containers/siamcollapse.def (itself from
+# the Docker image of containers/Dockerfile; README, Containers); without it, in the current
+# environment and no image is needed. The path is next to this Snakefile whatever the working
+# directory, and its version follows pyproject.toml (tests/unit/test_containers.py).
+container: f"{workflow.basedir}/containers/siamcollapse-0.1.0.sif"
 
 
 include: "workflow/rules/common.smk"
