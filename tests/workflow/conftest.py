@@ -71,6 +71,23 @@ def edit_yaml(path: Path, *changes: tuple[str, object]) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
+def copy_tree(source: Path, dest: Path) -> Path:
+    """A copy of a project directory that keeps modification times, so Snakemake sees the same
+    state (files and .snakemake metadata) in the copy as in the source."""
+    shutil.copytree(source, dest, symlinks=True)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def local_test_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ONE complete local run of configs/test.yaml (`snakemake --cores 2`), shared by the tests that
+    need its results. Read it, never change it: a test that edits its project works on a copy
+    (`copy_tree`)."""
+    project = copy_project(tmp_path_factory.mktemp("local-run") / "project")
+    in_project(project, "snakemake", "--cores", "2", "--configfile", "configs/test.yaml")
+    return project
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path

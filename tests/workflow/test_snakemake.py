@@ -14,7 +14,7 @@ from siamcollapse.config import load_experiment
 from siamcollapse.reporting.paper import TABLE_FILES
 from siamcollapse.reporting.plots import FIGURE_NAMES
 
-from .conftest import REPO, edit_yaml, in_project, runs_of_test_config, snakemake
+from .conftest import REPO, copy_tree, edit_yaml, in_project, runs_of_test_config, snakemake
 
 CONFIGS = ["config.yaml", *sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").glob("*.yaml"))]
 STAGES = {"pretrain", "extract_features", "linear_probe", "knn", "make_subset", "collect_tables", "plot_figures"}
@@ -104,9 +104,9 @@ def planned(project: Path, *args: str) -> tuple[dict[str, int], set[str]]:
 
 
 @pytest.mark.workflow
-def test_snakemake_reruns_only_invalidated_stages_and_dvc_commit_records_its_work(project):
+def test_snakemake_reruns_only_invalidated_stages_and_dvc_commit_records_its_work(local_test_run, tmp_path):
     run = ("snakemake", "--cores", "2", "--configfile", "configs/test.yaml")
-    in_project(project, *run)
+    project = copy_tree(local_test_run, tmp_path / "project")  # the shared run, copied: this test edits it
     check_results_of_the_test_config(project)
     assert planned(project) == ({}, set())
 
