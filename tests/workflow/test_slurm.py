@@ -70,6 +70,7 @@ def fingerprints(project: Path) -> dict[str, str]:
 
 
 @pytest.mark.workflow
+@pytest.mark.slurm
 def test_test_config_runs_as_slurm_jobs_with_the_results_of_a_local_run(slurm_cluster, local_test_run, tmp_path):
     project = copy_project(tmp_path / "project")
     planned = job_counts(in_project(project, "snakemake", "-n", "--configfile", "configs/test.yaml").stdout)
