@@ -76,14 +76,17 @@ def test_defaults_fill_missing_keys_but_run_overrides_stay_partial():
     assert config["linear_probe"]["lr"] == schema_defaults(SCHEMA)["linear_probe"]["lr"]
     assert config["runs"]["r"]["model"] == {"stem": "small"}
     run = plan.expand_runs(config)["r-50pct"]
-    assert run.model == {"arch": "resnet18", "block": "default", "width": 16, "stem": "small"}
+    # the group's stem over the top-level width (other ResNet keys keep their defaults)
+    assert {k: run.model[k] for k in ("arch", "block", "width", "stem")} == {
+        "arch": "resnet18", "block": "default", "width": 16, "stem": "small"}
 
 
 def test_runs_expand_per_fraction_with_one_baseline_per_model():
     config = validate_config({"runs": {"a": {"fractions": [0.1, 1.0]},
                                        "b": {"fractions": [0.5], "model": {"width": 16}}}}, SCHEMA)
     runs = plan.expand_runs(config)
-    assert list(runs) == ["a-10pct", "a-100pct", "b-50pct", "random-init-resnet18", "random-init-resnet18-w16"]
+    assert list(runs) == ["a-10pct", "a-100pct", "b-50pct", "random-init-resnet18", "random-init-resnet18-w16",
+                          plan.RAW_PIXELS]
     assert runs["a-10pct"].dataset_fraction == 0.1 and runs["random-init-resnet18"].is_baseline
     assert plan.fractions(config) == [0.1, 0.5, 1.0]
 

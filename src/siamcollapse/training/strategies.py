@@ -66,7 +66,8 @@ def epoch_pool(hp: dict[str, Any], indices: torch.Tensor, epoch: int) -> torch.T
     strategy = epoch_strategy(hp, epoch)
     if strategy == "iid":  # chunks play no part: any subset size works
         return indices
-    chunks = chunk_ordering(indices, hp["chunks"] or hp["epochs"], hp["seed"])
+    # a seed of a run group with `seeds:` keeps the group's ordering (plan sets ordering_seed)
+    chunks = chunk_ordering(indices, hp["chunks"] or hp["epochs"], hp.get("ordering_seed", hp["seed"]))
     current = chunk_of_epoch(epoch, hp["epochs"], len(chunks))
     if strategy == "single-pass":
         return chunks[current]
