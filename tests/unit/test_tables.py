@@ -151,10 +151,10 @@ def _row(markdown: str, run: str) -> list[str]:
 
 def test_markdown_numbers_formatted(table: pd.DataFrame) -> None:
     text = run_table_markdown(table)
-    # run, method, arch, strategy, data, AUC, eff. rank, linear, kNN
-    assert _row(text, "ss-1")[4:] == ["1%", "0.610", "465.2", "30.0", "26.0"]
-    assert _row(text, "ss-half")[4:6] == ["0.5%", "0.550"]
-    assert _row(text, "ss-100")[4:] == ["100%", "0.858", "165.6", "66.3", "62.3"]
+    # run, method, arch, strategy, data, n (seeds), AUC, eff. rank, linear, kNN
+    assert _row(text, "ss-1")[4:] == ["1%", "1", "0.610", "465.2", "30.0", "26.0"]
+    assert _row(text, "ss-half")[4:7] == ["0.5%", "1", "0.550"]
+    assert _row(text, "ss-100")[4:] == ["100%", "1", "0.858", "165.6", "66.3", "62.3"]
     assert _row(text, "random-r18")[4] == "—"  # untrained: no data fraction
     assert re.search(r"^\|---\|.*\|---:\|$", text, flags=re.MULTILINE)  # numbers right-aligned
 
@@ -264,3 +264,55 @@ def test_write_spectrum_rejects_invalid_values(tmp_path: Path, values: list[floa
     with pytest.raises(ValueError):
         write_spectrum(tmp_path / "s.csv", values)
     assert not list(tmp_path.iterdir())
+
+
+# --------------------------------------------------------------------------- seeds and floors
+
+
+def _seeded(records: list[dict]) -> list[dict]:
+    """ss-100 as two seeds of one setting, the random-init floor as three, plus raw pixels."""
+    out = [r for r in records if r["run"] not in ("ss-100", "random-r18")]
+    for seed, (linear, auc) in enumerate([(60.0, 0.85), (64.0, 0.87)]):
+        out.append(_record(f"ss-100-s{seed}", 1.0, auc, linear, seed=seed, seed_group="ss-100", num_classes=10))
+    for seed, linear in enumerate([17.0, 18.0, 19.0]):
+        out.append(_record(f"random-r18-s{seed}", 1.0, 0.9, linear, seed=seed, seed_group="random-r18", num_classes=10))
+    out.append({**_record("raw-pixels", None, 0.7, 11.25, num_classes=10), "method": "raw-pixels", "arch": "raw-pixels"})
+    return out
+
+
+def test_seeds_of_a_setting_fold_into_mean_sd_and_n(records: list[dict]) -> None:
+    table = build_run_table(_seeded(records))
+    assert {"seed", "seed_group"} <= set(table.columns)  # runs.csv keeps one row per seed
+    summary = tables.summarise_seeds(table)
+    row = summary.set_index("run").loc["ss-100"]
+    assert row["linear_top1"] == pytest.approx(62.0) and row["linear_top1_sd"] == pytest.approx(np.std([60, 64], ddof=1))
+    assert row["n_seeds"] == 2 and row["seeds"] == "0, 1"
+    assert np.isnan(summary.set_index("run").loc["ss-1", "linear_top1_sd"])  # one run: no sd
+    text = run_table_markdown(table)
+    assert _row(text, "ss-100")[4:7] == ["100%", "2", "0, 1"]
+    assert "62.0 ± 2.8" in _row(text, "ss-100")
+    assert not any(line.startswith("| ss-100-s0 |") for line in text.splitlines())
+
+
+def test_a_students_teacher_is_its_teachers_seed_group(records: list[dict]) -> None:
+    seeded = _seeded(records)
+    seeded += [_record(f"st-s{s}", 1.0, 0.8, 40.0 + s, seed=s, seed_group="st", teacher=f"ss-100-s{s}") for s in (0, 1)]
+    summary = tables.summarise_seeds(build_run_table(seeded)).set_index("run")
+    assert summary.loc["st", "teacher"] == "ss-100" and summary.loc["st", "n_seeds"] == 2
+
+
+def test_the_floors_line_shows_chance_random_init_and_raw_pixels(records: list[dict]) -> None:
+    table = build_run_table(_seeded(records))
+    line = tables.floors_line(table)
+    assert "chance 10.0 %" in line
+    assert "random init resnet18: linear 18.0 ± 1.0 (n=3)" in line
+    assert "raw pixels: linear 11.2 (n=1)" in line or "raw pixels: linear 11.3 (n=1)" in line
+    assert line in run_table_markdown(table)
+    # the floors are untrained: no data fraction, and not part of the trained trend
+    assert not tables.is_baseline(table[table["run"] == "ss-1"]).any()
+    assert tables.is_baseline(table[table["run"] == "raw-pixels"]).all()
+
+
+def test_the_floors_line_says_when_a_floor_is_missing(table: pd.DataFrame) -> None:
+    line = tables.floors_line(table)
+    assert "chance —" in line and "raw pixels: not run" in line

@@ -1,5 +1,9 @@
 # Evaluation of every backbone: features + spectrum (collapse AUC), linear probe, kNN.
+# The raw-pixel floor (run `raw-pixels`) has pixels for features and no checkpoint: its own
+# extract rule, then the same cached linear probe (whatever linear_probe.mode) and kNN.
 # Outputs named `metrics` (JSON) and `spectrum` (CSV) become DVC metrics and plots.
+
+FEATURE_FILES = ("train.npy", "train_labels.npy", "val.npy", "val_labels.npy", "meta.json")
 
 
 rule extract_features:
@@ -8,14 +12,15 @@ rule extract_features:
         data=DATA_ROOT,
         code=code_of("extract"),
     output:
-        features=multiext(f"{OUT}/runs/{{run}}/features/", "train.npy", "train_labels.npy",
-                          "val.npy", "val_labels.npy", "meta.json"),
+        features=multiext(f"{OUT}/runs/{{run}}/features/", *FEATURE_FILES),
         spectrum=OUT / "runs" / "{run}" / "spectrum.csv",
         metrics=OUT / "runs" / "{run}" / "spectrum.json",
     params:
         config=CONFIG_ARGS,
         settings=settings_of("extract_features"),
         features_dir=lambda w: plan.run_dir(config, w.run) / "features",
+    wildcard_constraints:
+        run=runs_matching(lambda run: not run.is_raw_pixels),
     log:
         LOGS / "extract" / "{run}.log",
     threads: threads_of("extract")
@@ -26,31 +31,68 @@ rule extract_features:
         " --features-dir {params.features_dir} --spectrum {output.spectrum} --summary {output.metrics} --log {log}"
 
 
-if config["linear_probe"]["mode"] == "cached":
+rule extract_raw_pixels:
+    input:
+        data=DATA_ROOT,
+        code=code_of("extract_pixels"),
+    output:
+        features=multiext(f"{OUT}/runs/{{run}}/features/", *FEATURE_FILES),
+        spectrum=OUT / "runs" / "{run}" / "spectrum.csv",
+        metrics=OUT / "runs" / "{run}" / "spectrum.json",
+        info=OUT / "runs" / "{run}" / "run.json",
+    params:
+        config=CONFIG_ARGS,
+        settings=settings_of("extract_raw_pixels"),
+        features_dir=lambda w: plan.run_dir(config, w.run) / "features",
+    wildcard_constraints:
+        run=runs_matching(lambda run: run.is_raw_pixels),
+    log:
+        LOGS / "extract" / "{run}.log",
+    threads: threads_of("extract")
+    resources:
+        **resources_of("extract"),
+    shell:
+        "siamcollapse extract-pixels {params.config} --data-root {input.data} --features-dir {params.features_dir}"
+        " --spectrum {output.spectrum} --summary {output.metrics} --info {output.info} --log {log}"
 
-    rule linear_probe:
-        input:
-            checkpoint=OUT / "runs" / "{run}" / "checkpoint.pt",
-            features=rules.extract_features.output.features,
-            code=code_of("linear_probe"),
-        output:
-            metrics=OUT / "runs" / "{run}" / "linear_probe.json",
-        params:
-            config=CONFIG_ARGS,
-            settings=settings_of("linear_probe"),
-            features_dir=lambda w: plan.run_dir(config, w.run) / "features",
-        log:
-            LOGS / "linear_probe" / "{run}.log",
-        threads: threads_of("default")
-        resources:
-            **resources_of("default"),
-        shell:
-            "siamcollapse linear-probe {params.config} --checkpoint {input.checkpoint}"
-            " --features-dir {params.features_dir} --out {output.metrics} --log {log}"
 
-else:  # the paper's probe: augmented images through the frozen backbone every step
+def probe_inputs(wildcards):
+    """Cached features, code, and the checkpoint they came from (none for raw pixels)."""
+    inputs = {"features": expand(rules.extract_features.output.features, run=wildcards.run),
+              "code": code_of("linear_probe")}
+    if not RUNS[wildcards.run].is_raw_pixels:
+        inputs["checkpoint"] = run_path(wildcards.run, "checkpoint.pt")
+    return inputs
 
-    rule linear_probe:
+
+AUGMENTED_PROBE = config["linear_probe"]["mode"] == "augmented"
+
+
+rule linear_probe:
+    input:
+        unpack(probe_inputs),
+    output:
+        metrics=OUT / "runs" / "{run}" / "linear_probe.json",
+    params:
+        config=CONFIG_ARGS,
+        settings=settings_of("linear_probe"),
+        features_dir=lambda w: plan.run_dir(config, w.run) / "features",
+        checkpoint=lambda w, input: f"--checkpoint {input.checkpoint}" if "checkpoint" in input.keys() else "",
+    wildcard_constraints:  # with the augmented probe, only the raw-pixel floor takes the cached one
+        run=runs_matching(lambda run: run.is_raw_pixels or not AUGMENTED_PROBE),
+    log:
+        LOGS / "linear_probe" / "{run}.log",
+    threads: threads_of("default")
+    resources:
+        **resources_of("default"),
+    shell:
+        "siamcollapse linear-probe {params.config} {params.checkpoint}"
+        " --features-dir {params.features_dir} --out {output.metrics} --log {log}"
+
+
+if AUGMENTED_PROBE:  # the paper's probe: augmented images through the frozen backbone every step
+
+    rule augmented_probe:
         input:
             checkpoint=OUT / "runs" / "{run}" / "checkpoint.pt",
             data=DATA_ROOT,
@@ -60,6 +102,8 @@ else:  # the paper's probe: augmented images through the frozen backbone every s
         params:
             config=CONFIG_ARGS,
             settings=settings_of("augmented_probe"),
+        wildcard_constraints:
+            run=runs_matching(lambda run: not run.is_raw_pixels),
         log:
             LOGS / "linear_probe" / "{run}.log",
         threads: threads_of("extract")

@@ -37,7 +37,7 @@ rule pretrain:
         **PRETRAIN_PARAMS,
         launch=launch_prefix_of("pretrain"),
     wildcard_constraints:
-        run=runs_matching(lambda run: run.teacher is None and not run.is_baseline),
+        run=runs_matching(lambda run: run.teacher is None and not run.is_floor),
     log:
         LOGS / "pretrain" / "{run}.log",
     threads: threads_of("pretrain")

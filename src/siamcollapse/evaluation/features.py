@@ -21,7 +21,28 @@ from ..models.backbones import state_fingerprint
 from .spectrum import SpectrumAccumulator
 
 SPLITS = ("train", "val")
+# meta.json's "source": whose features these are (the linear probe checks a backbone's checkpoint)
+BACKBONE_SOURCE, RAW_PIXELS_SOURCE = "backbone", "raw-pixels"
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class RawPixels(torch.nn.Module):
+    """The raw-pixel floor's "backbone": the eval-transformed, normalised image, flattened.
+
+    Images larger than ``max_side`` are area-averaged (adaptive average pooling) down to
+    ``max_side`` x ``max_side`` first, so an ImageNet-sized input gives 3 x 32 x 32 features,
+    not 150,528. It has no parameters: nothing to train, nothing that can change.
+    """
+
+    def __init__(self, image_size: int, max_side: int, channels: int = 3) -> None:
+        super().__init__()
+        self.side = min(image_size, max_side)
+        self.feature_dim = channels * self.side * self.side
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.shape[-1] != self.side or images.shape[-2] != self.side:
+            images = torch.nn.functional.adaptive_avg_pool2d(images, self.side)
+        return images.flatten(1)
 
 
 def feature_files(out_dir: Path, split: str) -> tuple[Path, Path]:
@@ -67,8 +88,12 @@ def extract_split(backbone: torch.nn.Module, data: dict[str, Any], root: Path, s
 
 
 def extract(backbone: torch.nn.Module, fingerprint: str, data: dict[str, Any], root: Path, out_dir: Path,
-            batch_size: int, num_workers: int) -> np.ndarray:
-    """Extract train and val features; return the training set's singular values."""
+            batch_size: int, num_workers: int, source: str = BACKBONE_SOURCE) -> np.ndarray:
+    """Extract train and val features; return the training set's singular values.
+
+    ``source`` (``BACKBONE_SOURCE`` or ``RAW_PIXELS_SOURCE``) is recorded in meta.json: the linear probe checks a
+    backbone's features against its checkpoint, and accepts raw pixels without one.
+    """
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     backbone = backbone.to(device).eval()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -76,7 +101,7 @@ def extract(backbone: torch.nn.Module, fingerprint: str, data: dict[str, Any], r
                for split in SPLITS}
     if state_fingerprint(backbone) != fingerprint:
         raise RuntimeError("the backbone changed during feature extraction")
-    write_json(out_dir / "meta.json", {"fingerprint": fingerprint, "dim": backbone.feature_dim,
+    write_json(out_dir / "meta.json", {"fingerprint": fingerprint, "source": source, "dim": backbone.feature_dim,
                                        "counts": {s: spectra[s].count for s in SPLITS}})
     return spectra["train"].singular_values()
 

@@ -1,11 +1,14 @@
 """Run tables and spectrum files: the tabular record of an experiment and its Markdown summary.
 
-A *run table* has one row per run (a pretrained, distilled or random-init model) with the
-columns in ``RUN_COLUMNS`` (required in every record), ``OPTIONAL_COLUMNS`` (always present in
-the table, null where a record lacks them: records written before those keys existed) and any
-extras the records carry. The Markdown summary is written for a researcher who
-opens the results folder: it says what each metric means and states the finding in one line,
-computed from the table so that it can never disagree with the numbers above it.
+A *run table* has one row per run (a pretrained, distilled or random-init model, or the
+raw-pixel floor) with the columns in ``RUN_COLUMNS`` (required in every record),
+``OPTIONAL_COLUMNS`` (always present in the table, null where a record lacks them: records
+written before those keys existed) and any extras the records carry. runs.csv keeps one row per
+run, its ``seed`` column included; every summary (runs.md, the paper-shaped tables) first folds
+the seeds of a setting into one row (``summarise_seeds``: mean, sd and n over the runs sharing a
+``seed_group``). The Markdown summary is written for a researcher who opens the results folder:
+it says what each metric means, puts the chance level and the floors above the table, and states
+the finding in one line, computed from the table so that it can never disagree with the numbers.
 """
 
 from __future__ import annotations
@@ -33,8 +36,15 @@ RUN_COLUMNS = [
     "knn_top1",
 ]
 # Keys of newer run records; a record without them (an older run) reads as null, never an error.
-OPTIONAL_COLUMNS = ["group", "warmup_epochs", "switch_epoch", "teacher", "teacher_method", "teacher_arch"]
+OPTIONAL_COLUMNS = ["seed", "seed_group", "group", "warmup_epochs", "switch_epoch", "teacher", "teacher_method",
+                    "teacher_arch", "num_classes"]
 BASELINE_METHOD = "random-init"
+RAW_PIXELS_METHOD = "raw-pixels"
+FLOOR_METHODS = (BASELINE_METHOD, RAW_PIXELS_METHOD)  # untrained references: no data fraction, no trend
+# Metrics averaged over seeds; each gets a '<metric>_sd' column in the summary (NaN for n = 1).
+METRICS = ["auc", "effective_rank", "linear_top1", "knn_top1", "knn_top1_k200"]
+SD_SUFFIX = "_sd"
+N_SEEDS = "n_seeds"
 GROUP_COLUMNS = ["method", "arch", "strategy"]
 # Sort keys (and the value that stands for null) before the fraction: group first, then runs
 # that differ only in warmup, hybrid switch or teacher stay apart.
@@ -47,7 +57,8 @@ _SORT_FILLS: dict[str, Any] = {
 SPECTRUM_HEADER = "singular_value"
 SPECTRUM_LOG_FLOOR = 1e-12
 
-_NUMERIC_COLUMNS = ["dataset_fraction", "auc", "linear_top1", "knn_top1", "warmup_epochs", "switch_epoch"]
+_NUMERIC_COLUMNS = ["dataset_fraction", "auc", "linear_top1", "knn_top1", "warmup_epochs", "switch_epoch", "seed",
+                    "num_classes"]
 MISSING = "—"  # how every table shows an absent value
 
 
@@ -77,8 +88,16 @@ def _check_values(table: pd.DataFrame) -> None:
 
 
 def is_baseline(table: pd.DataFrame) -> pd.Series:
-    """Boolean mask of the untrained random-init rows (the floor every method must beat)."""
+    """Boolean mask of the floors (random-init and raw-pixel rows): untrained, every method must beat them."""
+    return table["method"].isin(FLOOR_METHODS)
+
+
+def is_random_init(table: pd.DataFrame) -> pd.Series:
     return table["method"] == BASELINE_METHOD
+
+
+def is_raw_pixels(table: pd.DataFrame) -> pd.Series:
+    return table["method"] == RAW_PIXELS_METHOD
 
 
 def _filled(table: pd.DataFrame, column: str, fill: Any) -> pd.Series:
@@ -113,6 +132,81 @@ def build_run_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
         table[column] = pd.to_numeric(table[column], errors="raise").astype(float)
     _check_values(table)
     return sort_run_table(table)
+
+
+def _seed_groups(table: pd.DataFrame) -> pd.Series:
+    """Each row's seed group; a record without one (an older run) is its own group."""
+    return _filled(table, "seed_group", None).where(lambda g: g.notna(), table["run"]).astype(str)
+
+
+def summarise_seeds(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per setting: the runs sharing a ``seed_group`` folded into their mean.
+
+    ``run`` becomes the seed group, ``METRICS`` their mean over seeds, ``<metric>_sd`` the sample
+    sd (NaN with one seed), ``n_seeds`` the count and ``seeds`` the seeds ('0, 1'). Every other
+    column keeps its first row's value, except ``teacher``, which names the teacher's own seed
+    group (students of paired seeds share one teacher setting). Rows stay in the table's order.
+    """
+    groups = _seed_groups(table)
+    group_of_run = dict(zip(table["run"].astype(str), groups))
+    metrics = [m for m in METRICS if m in table.columns]
+    rows = []
+    for group, members in table.groupby(groups, sort=False):
+        row = members.iloc[0].to_dict()
+        row["run"] = group
+        for metric in metrics:
+            values = pd.to_numeric(members[metric], errors="coerce").dropna()
+            row[metric] = values.mean() if len(values) else math.nan
+            row[metric + SD_SUFFIX] = values.std(ddof=1) if len(values) > 1 else math.nan
+        row[N_SEEDS] = len(members)
+        seeds = members["seed"].dropna() if "seed" in members.columns else pd.Series(dtype=float)
+        row["seeds"] = ", ".join(f"{seed:g}" for seed in seeds) if len(seeds) else MISSING
+        if not is_missing(row.get("teacher")):
+            row["teacher"] = group_of_run.get(str(row["teacher"]), row["teacher"])
+        rows.append(row)
+    return pd.DataFrame.from_records(rows).reset_index(drop=True) if rows else table.assign(**{N_SEEDS: []})
+
+
+def format_mean_sd(mean: Any, sd: Any = None, n: Any = None, decimals: int = 1) -> str:
+    """'13.3 ± 1.2 (n=2)'; '13.3 (n=1)' for one seed; '13.3' where n is unknown; missing -> '—'."""
+    if is_missing(mean):
+        return MISSING
+    text = f"{float(mean):.{decimals}f}"
+    if not is_missing(sd):
+        text += f" ± {float(sd):.{decimals}f}"
+    return text if is_missing(n) else f"{text} (n={int(n)})"
+
+
+def chance_top1(table: pd.DataFrame) -> float | None:
+    """The chance level (%) of a top-1 accuracy: 100 / classes, as the probes recorded it."""
+    classes = table["num_classes"].dropna() if "num_classes" in table.columns else pd.Series(dtype=float)
+    return 100.0 / float(classes.iloc[0]) if len(classes) else None
+
+
+def _floor_values(rows: pd.DataFrame, column: str) -> str:
+    values = pd.to_numeric(rows[column], errors="coerce").dropna() if column in rows.columns else pd.Series(dtype=float)
+    if values.empty:
+        return MISSING
+    return format_mean_sd(values.mean(), values.std(ddof=1) if len(values) > 1 else None, len(values))
+
+
+def floors_line(table: pd.DataFrame) -> str:
+    """What every accuracy must beat: chance, the random-init floor of each arch and raw pixels.
+
+    'Floors: chance 10.0 %; random init resnet18: linear 17.1 ± 0.2 (n=3), kNN 15.0 ± 0.4 (n=3);
+    raw pixels: linear 11.2 (n=1), kNN 12.0 (n=1).' ``table`` is the per-run table (sd over seeds).
+    """
+    chance = chance_top1(table)
+    parts = [f"chance {chance:.1f} %" if chance is not None else f"chance {MISSING}"]
+    for arch, rows in table[is_random_init(table)].groupby("arch", sort=True):
+        parts.append(f"random init {arch}: linear {_floor_values(rows, 'linear_top1')}, "
+                     f"kNN {_floor_values(rows, 'knn_top1')}")
+    pixels = table[is_raw_pixels(table)]
+    if not pixels.empty:
+        parts.append(f"raw pixels: linear {_floor_values(pixels, 'linear_top1')}, kNN {_floor_values(pixels, 'knn_top1')}")
+    else:
+        parts.append("raw pixels: not run (raw_pixels.enabled)")
+    return "**Floors** (top-1 %, mean ± sd over seeds): " + "; ".join(parts) + "."
 
 
 def read_run_table(csv_path: str | os.PathLike) -> pd.DataFrame:
@@ -212,12 +306,15 @@ _MARKDOWN_COLUMNS = [
     _Column("warmup_epochs", "warmup (epochs)", _epochs, True, optional=True),
     _Column("switch_epoch", "hybrid K", _epochs, True, optional=True),
     _Column("teacher", "teacher", format_text, False, optional=True),
+    _Column(N_SEEDS, "n", _number(0), True),
+    _Column("seeds", "seeds", format_text, False, optional=True),
     _Column("auc", "AUC", _number(3), True),
     _Column("effective_rank", "eff. rank", _number(1), True),
     _Column("linear_top1", "linear top-1 (%)", _number(1), True),
     _Column("knn_top1", "kNN top-1 (%)", _number(1), True),
     _Column("knn_top1_k200", "kNN top-1 k=200 (%)", _number(1), True),
 ]
+_DECIMALS = {"auc": 3}
 
 _METRIC_NOTES = [
     (
@@ -227,7 +324,11 @@ _METRIC_NOTES = [
     ),
     "- **linear top-1**: top-1 accuracy (%) of a linear classifier on frozen features.",
     "- **kNN top-1**: top-1 accuracy (%) of a weighted k-nearest-neighbour classifier (cosine){knn_k}.",
-    "- **data**: fraction of the training set used for pretraining (random-init: untrained).",
+    "- **data**: fraction of the training set used for pretraining (random-init and raw pixels: untrained).",
+    ("- **n**, **seeds**: the pretraining (or init) seeds of the row; metrics are mean ± sample sd over them "
+     "(one row per run, with its seed, in runs.csv)."),
+    ("- **raw-pixels**: the same probes on the eval-transformed pixels, flattened (no backbone; cached linear "
+     "probe); its AUC is that of the pixels' spectrum."),
 ]
 _OPTIONAL_NOTE = (
     "- **warmup**: epochs of linear lr warmup; **hybrid K**: single-pass epochs before IID; "
@@ -235,9 +336,17 @@ _OPTIONAL_NOTE = (
 )
 
 
+def _cell(row: pd.Series, col: _Column) -> str:
+    if row["method"] in FLOOR_METHODS and col.key == "dataset_fraction":
+        return MISSING
+    sd = col.key + SD_SUFFIX
+    if sd in row.index:  # a metric averaged over seeds: mean ± sd
+        return format_mean_sd(row[col.key], row[sd], decimals=_DECIMALS.get(col.key, 1))
+    return col.fmt(row[col.key])
+
+
 def _cells(row: pd.Series, columns: list[_Column]) -> list[str]:
-    baseline = row["method"] == BASELINE_METHOD
-    return [MISSING if (baseline and col.key == "dataset_fraction") else col.fmt(row[col.key]) for col in columns]
+    return [_cell(row, col) for col in columns]
 
 
 def pipe_table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: Sequence[bool]) -> str:
@@ -283,17 +392,20 @@ def _correlation_sentence(table: pd.DataFrame) -> str | None:
 
 
 def _baseline_sentence(table: pd.DataFrame) -> str | None:
-    trained = table[~is_baseline(table)].dropna(subset=["linear_top1"])
+    """The best trained setting (mean over its seeds) against the random-init floor of its arch."""
+    summary = summarise_seeds(table)
+    trained = summary[~is_baseline(summary)].dropna(subset=["linear_top1"])
     if trained.empty:
         return None
     best = trained.loc[trained["linear_top1"].idxmax()]
-    floor = table[is_baseline(table) & (table["arch"] == best["arch"])]["linear_top1"].dropna()
+    floor = table[is_random_init(table) & (table["arch"] == best["arch"])]["linear_top1"].dropna()
     if floor.empty:
         return None
     gain = best["linear_top1"] - floor.mean()
     verb = "beats" if gain > 0 else "does not beat"
+    seeds = f", mean of {int(best[N_SEEDS])} seeds" if best[N_SEEDS] > 1 else ""
     return (
-        f"the best trained run ({best['run']}, {format_fraction(best['dataset_fraction'])} data) "
+        f"the best trained run ({best['run']}, {format_fraction(best['dataset_fraction'])} data{seeds}) "
         f"{verb} random-init {best['arch']} by {gain:+.1f} points of linear top-1 "
         f"({best['linear_top1']:.1f}% vs {floor.mean():.1f}%)"
     )
@@ -317,7 +429,7 @@ def _knn_k_note(table: pd.DataFrame) -> str:
 
 def _notes(table: pd.DataFrame) -> str:
     notes = "\n".join(_METRIC_NOTES).format(knn_k=_knn_k_note(table))
-    if any(col.optional for col in _markdown_columns(table)):
+    if any(col.optional and col.key != "seeds" for col in _markdown_columns(table)):
         notes += "\n" + _OPTIONAL_NOTE
     return notes
 
@@ -325,8 +437,10 @@ def _notes(table: pd.DataFrame) -> str:
 def run_table_markdown(
     table: pd.DataFrame, title: str = "Dimensional collapse: run summary", footer: str | None = None
 ) -> str:
-    """The whole Markdown summary: title, metric notes, table, finding (and ``footer`` last)."""
-    parts = [f"# {title}", _notes(table), markdown_table(table), finding_line(table)]
+    """The whole Markdown summary of the per-run ``table``: title, metric notes, the chance level
+    and floors, one row per setting (mean ± sd over its seeds), finding (and ``footer`` last)."""
+    parts = [f"# {title}", _notes(table), floors_line(table), markdown_table(summarise_seeds(table)),
+             finding_line(table)]
     return "\n\n".join(parts + ([footer] if footer else [])) + "\n"
 
 

@@ -15,6 +15,7 @@ HELP = {
     "make-subset": "Write the index file of one nested subset of the training set.",
     "pretrain": "Self-supervised pretraining or distillation of one run (or a random-init baseline's initialisation).",
     "extract": "Backbone features of train and val, and the train spectrum with its collapse metrics.",
+    "extract-pixels": "The raw-pixel floor: flattened eval-transformed pixels as features, and their spectrum.",
     "linear-probe": "Linear probe on cached features; top-1 on val.",
     "augmented-probe": "The paper's linear probe: augmented images through the frozen backbone (LARS); top-1 on val.",
     "knn": "Weighted kNN on L2-normalised features; top-1 on val for every configured k.",

@@ -34,7 +34,10 @@ def run_record(run_dir: Path) -> dict[str, Any]:
     spectrum = read_json(run_dir / "spectrum.json")
     record.update(auc=spectrum["auc"], effective_rank=spectrum["effective_rank"])
     record.update({k: v for k, v in read_json(run_dir / "linear_probe.json").items() if k.startswith("linear_")})
-    record.update({k: v for k, v in read_json(run_dir / "knn.json").items() if k.startswith("knn_")})
+    knn = read_json(run_dir / "knn.json")
+    record.update({k: v for k, v in knn.items() if k.startswith("knn_")})
+    if "num_classes" in knn:  # for the chance level
+        record["num_classes"] = knn["num_classes"]
     return record
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..evaluation.features import extract
+from ..evaluation.features import BACKBONE_SOURCE, extract
 from ..io import write_json
 from ..metrics import spectrum_summary
 from ..reporting.tables import write_spectrum
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     dataset, evaluation = config["dataset"], config["evaluation"]
     data = {k: dataset[k] for k in ("source", "image_size", "in_memory")}
     singular_values = extract(backbone, meta["fingerprint"], data, args.data_root, args.features_dir,
-                              evaluation["batch_size"], evaluation["num_workers"])
+                              evaluation["batch_size"], evaluation["num_workers"], BACKBONE_SOURCE)
     write_spectrum(args.spectrum, singular_values)
     summary = {**spectrum_summary(singular_values), "split": "train"}
     write_json(args.summary, summary)

@@ -23,7 +23,9 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     train, train_labels = load_features(args.features_dir, "train")
     val, val_labels = load_features(args.features_dir, "val")
     accuracy = knn_top1(train, train_labels, val, val_labels, ks, temperature)
-    result = {"knn_top1": accuracy[ks[0]], "knn_k": ks[0], "temperature": temperature,
+    # the classes, so that tables can print the chance level (100 / classes) beside every result
+    num_classes = int(max(train_labels.max(), val_labels.max())) + 1
+    result = {"knn_top1": accuracy[ks[0]], "knn_k": ks[0], "temperature": temperature, "num_classes": num_classes,
               **{f"knn_top1_k{k}": v for k, v in accuracy.items()}}
     write_json(args.out, result)
     print("kNN top-1: " + ", ".join(f"k={k}: {v:.2f}%" for k, v in accuracy.items()))

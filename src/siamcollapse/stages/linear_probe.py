@@ -1,4 +1,7 @@
-"""Linear probe on cached features; top-1 on val. Checks the backbone is the one features came from."""
+"""Linear probe on cached features; top-1 on val. Checks the backbone is the one features came from.
+
+Features of the raw-pixel floor come from no backbone: they take no ``--checkpoint``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserInputError
-from ..evaluation.features import load_features
+from ..evaluation.features import RAW_PIXELS_SOURCE, load_features
 from ..evaluation.linear_probe import top1, train_linear_probe
 from ..io import read_json, write_json
 from ..models.backbones import state_fingerprint
@@ -17,26 +20,41 @@ RESOURCES = "default"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--checkpoint", type=Path, default=None, help="the backbone the features came from "
+                        "(every run but the raw-pixel floor)")
     parser.add_argument("--features-dir", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
 
 
-def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
-    backbone, meta = load_backbone(args.checkpoint)
-    cached = read_json(args.features_dir / "meta.json")["fingerprint"]
-    if cached != meta["fingerprint"] or state_fingerprint(backbone) != meta["fingerprint"]:
-        raise UserInputError(f"features in {args.features_dir} were not extracted from {args.checkpoint}; "
+def check_features(features_dir: Path, checkpoint: Path | None) -> tuple[Any, str | None]:
+    """(backbone, fingerprint) the features came from, both None for raw pixels; a UserInputError
+    unless backbone features come with their own checkpoint and raw pixels with none."""
+    cached = read_json(features_dir / "meta.json")
+    if cached.get("source") == RAW_PIXELS_SOURCE:
+        if checkpoint is not None:
+            raise UserInputError(f"features in {features_dir} are raw pixels: they take no --checkpoint")
+        return None, None
+    if checkpoint is None:
+        raise UserInputError(f"features in {features_dir} come from a backbone: give its --checkpoint")
+    backbone, meta = load_backbone(checkpoint)
+    if cached["fingerprint"] != meta["fingerprint"] or state_fingerprint(backbone) != meta["fingerprint"]:
+        raise UserInputError(f"features in {features_dir} were not extracted from {checkpoint}; "
                              "rerun the extract stage")
+    return backbone, meta["fingerprint"]
+
+
+def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
+    backbone, fingerprint = check_features(args.features_dir, args.checkpoint)
     train, train_labels = load_features(args.features_dir, "train")
     val, val_labels = load_features(args.features_dir, "val")
     settings = dict(config["linear_probe"])
     num_classes = int(max(train_labels.max(), val_labels.max())) + 1
     head, standardiser = train_linear_probe(train, train_labels, settings, num_classes)
-    if state_fingerprint(backbone) != meta["fingerprint"]:
+    if backbone is not None and state_fingerprint(backbone) != fingerprint:
         raise RuntimeError("the backbone changed during linear probing")
     result = {"linear_top1": top1(head, standardiser, val, val_labels),
               "linear_train_top1": top1(head, standardiser, train, train_labels),
-              "backbone_unchanged": True, "backbone_fingerprint": meta["fingerprint"], **settings}
+              "linear_probe_mode": "cached", "num_classes": num_classes,
+              "backbone_unchanged": backbone is not None or None, "backbone_fingerprint": fingerprint, **settings}
     write_json(args.out, result)
     print(f"linear probe: val top-1 {result['linear_top1']:.2f}% (train {result['linear_train_top1']:.2f}%)")

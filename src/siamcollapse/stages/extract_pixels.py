@@ -1,0 +1,45 @@
+"""The raw-pixel floor: eval-transformed pixels of train and val as features, and their spectrum.
+
+No backbone and no checkpoint: the features are the normalised eval-transformed images, area-
+downsampled to ``raw_pixels.max_side`` when larger, flattened (``evaluation.features.RawPixels``).
+The linear probe and kNN stages then run on them as on any run's features. The run record
+(``run.json``, written by pretraining for every other run) is written here.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .. import plan
+from ..evaluation.features import RAW_PIXELS_SOURCE, RawPixels, extract
+from ..io import write_json
+from ..metrics import spectrum_summary
+from ..models.backbones import state_fingerprint
+from ..reporting.tables import write_spectrum
+
+RESOURCES = "extract"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-root", type=Path, required=True)
+    parser.add_argument("--features-dir", type=Path, required=True)
+    parser.add_argument("--spectrum", type=Path, required=True, help="CSV of singular values and their curves")
+    parser.add_argument("--summary", type=Path, required=True, help="JSON of spectrum metrics (AUC)")
+    parser.add_argument("--info", type=Path, required=True, help="the run record (run.json)")
+
+
+def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
+    run = plan.find_run(config, plan.RAW_PIXELS)  # a clear error where the config turns the floor off
+    dataset, evaluation = config["dataset"], config["evaluation"]
+    pixels = RawPixels(dataset["image_size"], config["raw_pixels"]["max_side"])
+    data = {k: dataset[k] for k in ("source", "image_size", "in_memory")}
+    singular_values = extract(pixels, state_fingerprint(pixels), data, args.data_root, args.features_dir,
+                              evaluation["batch_size"], evaluation["num_workers"], RAW_PIXELS_SOURCE)
+    write_spectrum(args.spectrum, singular_values)
+    summary = {**spectrum_summary(singular_values), "split": "train"}
+    write_json(args.summary, summary)
+    write_json(args.info, {**run.info(), "pixels_side": pixels.side})
+    print(f"raw pixels ({pixels.side}x{pixels.side}): train spectrum AUC {summary['auc']:.4f}, "
+          f"effective rank {summary['effective_rank']:.1f} of {summary['dims']} dimensions")
