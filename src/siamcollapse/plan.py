@@ -64,6 +64,7 @@ class Run:
             "arch": RAW_PIXELS if self.is_raw_pixels else model_name(self.model),
             "dataset_fraction": self.dataset_fraction,
             "strategy": self.strategy,
+            "epochs": self.pretrain.get("epochs"),  # with switch_epoch: where a hybrid switches
             "warmup_epochs": self.pretrain.get("warmup_epochs", 0),
             "switch_epoch": self.pretrain.get("switch_epoch") if self.strategy == "hybrid" else None,
             "teacher": self.teacher.name if self.teacher else None,

@@ -67,7 +67,7 @@ def _matrix() -> list[dict[str, Any]]:
         _record("ss-sp-r18", "simsiam", "resnet18", strategy="single-pass", top1=44.3),
         _record("ss-cu-r18", "simsiam", "resnet18", strategy="cumulative", top1=40.4),
         _record("ss-la-r18", "simsiam", "resnet18", strategy="last", top1=22.5),
-        _record("ss-hy-r18", "simsiam", "resnet18", strategy="hybrid", top1=47.6, switch_epoch=5),
+        _record("ss-hy-r18", "simsiam", "resnet18", strategy="hybrid", top1=47.6, switch_epoch=40, epochs=100),
         _record("nn-r18", "nnsiam", "resnet18", top1=34.7),
         _record("moco-r18", "mocov3", "resnet18", top1=45.8, warmup_epochs=10),
         _record("byol-r18", "byol", "resnet18", top1=43.9, warmup_epochs=10),
@@ -128,7 +128,7 @@ def test_training_label(record: dict[str, Any], label: str) -> None:
     ("arch", "family"),
     [
         ("resnet18", "resnet18"),
-        ("resnet18-w32", "resnet18"),
+        ("resnet18-w32", None),  # narrower than the paper's: another model
         ("resnet34", "resnet34"),
         ("resnet50", "resnet50"),
         ("resnet18-bottleneck-w96", None),
@@ -160,7 +160,7 @@ def test_training_methods_puts_every_full_data_run_in_its_cell(table: pd.DataFra
     assert cells.notna().sum().sum() == len(expected)  # nothing else: no subset, student or random init
     assert frame["training"].iloc[0] == "SimSiam IID"  # IID rows first, as the paper lists them
     labels = frame["training"].tolist()
-    assert labels.index("NNSiam IID") < labels.index("SimSiam single-pass") < labels.index("SimSiam hybrid (K=5)")
+    assert labels.index("NNSiam IID") < labels.index("SimSiam single-pass") < labels.index("SimSiam hybrid (K=40)")
 
 
 def test_runs_sharing_a_cell_are_told_apart_by_group(table: pd.DataFrame) -> None:
@@ -192,7 +192,7 @@ def test_strategies_table_one_section_per_arch_with_every_metric(table: pd.DataF
     assert not any(label.startswith(("distilled", "random")) for label in frame["training"])
     markdown = result.markdown()
     assert "## resnet18" in markdown and "## vit_small-d6-h3" in markdown
-    assert "| SimSiam hybrid (K=5) | 47.6 | 44.1 | 0.738 |" in markdown
+    assert "| SimSiam hybrid (K=40) | 47.6 | 44.1 | 0.738 |" in markdown
 
 
 # --------------------------------------------------------------------------- distillation
@@ -265,7 +265,7 @@ def test_strategies_beside_the_paper(table: pd.DataFrame) -> None:
     assert rows[("resnet18", "SimSiam IID")] == "30.0"
     assert rows[("resnet18", "NNSiam IID")] == "34.4"
     assert rows[("resnet18", "SimSiam single-pass")] == "44.5"
-    assert rows[("resnet18", "SimSiam hybrid (K=5)")] == "48.3"
+    assert rows[("resnet18", "SimSiam hybrid (K=40)")] == "48.3"
     assert rows.notna().sum() == 4  # warmup, cumulative, BYOL, other archs: no published number
     resnet34_section = result.markdown().split("## resnet34")[1]
     assert PAPER_COLUMN not in resnet34_section  # no number for that arch: no column of dashes
@@ -298,18 +298,69 @@ def test_published_numbers_follow_what_a_run_is_not_its_name(table: pd.DataFrame
     assert rows[PAPER_COLUMN].tolist() == ["44.5"]
 
 
-def test_width_variants_compare_but_block_variants_and_other_recipes_do_not() -> None:
+def test_only_the_papers_width_block_and_recipe_get_its_numbers() -> None:
     records = [
+        _record("paper-width", "simsiam", "resnet18", top1=22.0),
         _record("narrow", "simsiam", "resnet18-w32", top1=20.0),
+        _record("wide", "simsiam", "resnet18-w128", top1=21.0),
         _record("wide-block", "simsiam", "resnet18-bottleneck-w96", top1=25.0),
         _record("vit-no-warmup", "simsiam", "vit_small", top1=5.0),  # departs from the ViT recipe
     ]
     frame = paper.training_methods_table(build_run_table(records), compare_to_paper=True).frame
     rows = frame.set_index("training")
-    assert rows.at["SimSiam IID", f"resnet18-w32 {PAPER_COLUMN}"] == "30.01"
-    assert f"resnet18-bottleneck-w96 {PAPER_COLUMN}" not in frame.columns
+    assert rows.at["SimSiam IID", f"resnet18 {PAPER_COLUMN}"] == "30.01"
+    assert rows.at["SimSiam IID", "resnet18-w32"] == 20.0  # our number stays, with no published one beside it
+    for other in ("resnet18-w32", "resnet18-w128", "resnet18-bottleneck-w96"):
+        assert f"{other} {PAPER_COLUMN}" not in frame.columns
     assert rows.at["SimSiam IID without lr warmup", "vit_small"] == 5.0
-    assert pd.isna(rows.at["SimSiam IID without lr warmup", f"resnet18-w32 {PAPER_COLUMN}"])
+    assert pd.isna(rows.at["SimSiam IID without lr warmup", f"resnet18 {PAPER_COLUMN}"])
+    strategies = paper.strategies_table(build_run_table(records), compare_to_paper=True).frame.set_index("arch")
+    assert strategies.at["resnet18", PAPER_COLUMN] == "30.0" and pd.isna(strategies.at["resnet18-w32", PAPER_COLUMN])
+
+
+@pytest.mark.parametrize(("switch_epoch", "epochs", "published"), [
+    (40, 100, "48.3"), (4, 10, "48.3"), (5, 100, None), (40, 90, None), (None, 100, None), (40, None, None),
+])
+def test_the_hybrids_number_only_at_the_papers_switch_point(switch_epoch, epochs, published) -> None:
+    record = _record("hy", "simsiam", "resnet18", strategy="hybrid", switch_epoch=switch_epoch, epochs=epochs)
+    rows = paper.strategies_table(build_run_table([record]), compare_to_paper=True).frame
+    cell = rows[PAPER_COLUMN].iloc[0]
+    assert (None if pd.isna(cell) else cell) == published
+
+
+@pytest.mark.parametrize(("mode", "says"), [("cached", "ours is the cached probe"),
+                                            ("augmented", "ours is the paper's protocol"),
+                                            (None, "ours is the cached probe")])
+def test_a_compared_table_says_which_probe_ours_is(table: pd.DataFrame, mode, says) -> None:
+    records = [{**r, "linear_probe_mode": mode} for r in _matrix()]
+    for page in paper.paper_tables(build_run_table(records), compare_to_paper=True):
+        assert says in page.markdown()
+    assert not any("**probe**" in page.markdown() for page in paper.paper_tables(table, compare_to_paper=False))
+
+
+def test_seeds_fold_into_mean_sd_and_n_in_every_paper_table(tmp_path: Path) -> None:
+    records = [_record(f"ss-r18-s{s}", "simsiam", "resnet18", top1=top1, seed=s, seed_group="ss-r18", num_classes=10)
+               for s, top1 in enumerate([30.0, 34.0])]
+    records += [_record("ss-r50", "simsiam", "resnet50", top1=67.3),
+                _student("st-s0", "resnet18", "ss-r50", "simsiam", 50.0, seed=0, seed_group="st"),
+                _student("st-s1", "resnet18", "ss-r50", "simsiam", 54.0, seed=1, seed_group="st"),
+                _record("random-init-resnet18", "random-init", "resnet18", fraction=NAN, strategy="none", top1=9.9,
+                        num_classes=10)]
+    table = build_run_table(records)
+    sd = float(np.std([30.0, 34.0], ddof=1))
+    methods = paper.training_methods_table(table)
+    assert methods.frame.set_index("training").at["SimSiam IID", "resnet18"] == 32.0
+    assert f"32.0 ± {sd:.1f} (n=2)" in methods.markdown()
+    strategies = paper.strategies_table(table)
+    assert len(strategies.frame) == 2 and f"32.0 ± {sd:.1f} (n=2)" in strategies.markdown()
+    distillation = paper.distillation_table(table)
+    assert distillation.frame.set_index("teacher run").at["ss-r50", "resnet18 student"] == 52.0
+    assert "(n=2)" in distillation.markdown()
+    for page in (methods, strategies, distillation):
+        assert "chance 10.0 %" in page.markdown() and "random init resnet18: linear 9.9" in page.markdown()
+    paths = methods.write(tmp_path)
+    written = pd.read_csv(paths[0]).set_index("training")
+    assert written.at["SimSiam IID", "resnet18 sd"] == pytest.approx(sd) and written.at["SimSiam IID", "resnet18 n"] == 2
 
 
 def test_every_published_number_is_reachable_by_its_key() -> None:
@@ -318,7 +369,7 @@ def test_every_published_number_is_reachable_by_its_key() -> None:
     for entry in paper.PUBLISHED:
         assert float(entry.top1) > 0 and entry.source
         found = paper.published_top1(entry.table, entry.method, entry.arch, entry.strategy, entry.warmup,
-                                     entry.role, entry.teacher_arch)
+                                     entry.role, entry.teacher_arch, entry.switch_at)
         assert found == entry.top1
     assert paper.published_top1("training_methods", "simsiam", "resnet18", warmup=None) is None
 

@@ -306,7 +306,7 @@ def test_the_floors_line_shows_chance_random_init_and_raw_pixels(records: list[d
     line = tables.floors_line(table)
     assert "chance 10.0 %" in line
     assert "random init resnet18: linear 18.0 ± 1.0 (n=3)" in line
-    assert "raw pixels: linear 11.2 (n=1)" in line or "raw pixels: linear 11.3 (n=1)" in line
+    assert "raw pixels: linear 11.2," in line  # a single run: no sd, no n
     assert line in run_table_markdown(table)
     # the floors are untrained: no data fraction, and not part of the trained trend
     assert not tables.is_baseline(table[table["run"] == "ss-1"]).any()

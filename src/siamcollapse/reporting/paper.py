@@ -10,11 +10,17 @@ Three tables are computed from the run table (``tables.build_run_table``), each 
 - ``strategies`` (the paper's training-strategy comparison): per architecture, one row per
   training method/strategy on the full data, with linear top-1, kNN top-1 and AUC.
 
+Each table folds the seeds of a setting into one row first (``tables.summarise_seeds``): a
+cell is the mean over seeds, shown as 'mean ± sd (n=k)'; the CSV has the mean in the column and
+'<column> sd' / '<column> n' beside it. Every page states the chance level and the floors
+(random init, raw pixels) above its table.
+
 With ``compare_to_paper`` the paper's ImageNet linear top-1 numbers (``PUBLISHED``) stand in
 columns of their own beside ours. They are matched by what a run *is* (method, strategy,
-added lr warmup, architecture), never by its name, so renaming a run group cannot attach the
-wrong number. ``training_label`` is the one place that names a run's training for tables and
-figures alike.
+added lr warmup, architecture at the paper's width, the hybrid's switch point), never by its
+name, so renaming a run group cannot attach the wrong number; the page says which linear probe
+ours used (the published numbers are the paper's augmented LARS probe). ``training_label`` is
+the one place that names a run's training for tables and figures alike.
 """
 
 from __future__ import annotations
@@ -33,12 +39,18 @@ from siamcollapse import io
 from siamcollapse.reporting.tables import (
     BASELINE_METHOD,
     MISSING,
+    N_SEEDS,
+    RAW_PIXELS_METHOD,
+    SD_SUFFIX,
+    floors_line,
+    format_mean_sd,
     format_fraction,
     format_number,
     format_text,
     is_baseline,
     is_missing,
     pipe_table,
+    summarise_seeds,
     write_csv,
     write_run_table,
 )
@@ -59,6 +71,7 @@ METHOD_NAMES = {
     "byol": "BYOL",
     DISTILL_METHOD: "distilled",
     BASELINE_METHOD: "random init",
+    RAW_PIXELS_METHOD: "raw pixels",
 }
 STRATEGY_NAMES = {
     "iid": "IID",
@@ -129,7 +142,7 @@ def training_label(record: Mapping[str, Any]) -> str:
     'SimSiam hybrid (K=5)', 'distilled from SimSiam', 'random init'.
     """
     method = record["method"]
-    if method == BASELINE_METHOD:
+    if method in (BASELINE_METHOD, RAW_PIXELS_METHOD):
         return method_name(method)
     if method == DISTILL_METHOD:
         teacher = _get(record, "teacher_method")
@@ -151,7 +164,7 @@ def training_sort_key(record: Mapping[str, Any]) -> tuple:
     warmup = _get(record, "warmup_epochs")
     switch = _get(record, "switch_epoch")
     return (
-        method in (DISTILL_METHOD, BASELINE_METHOD),
+        method in (DISTILL_METHOD, BASELINE_METHOD, RAW_PIXELS_METHOD),
         _order(record.get("strategy"), STRATEGY_NAMES),
         _order(method, METHOD_NAMES),
         0.0 if warmup is None else float(warmup),
@@ -170,12 +183,12 @@ def arch_sort_key(arch: Any) -> tuple:
 
 
 def paper_arch(arch: Any) -> str | None:
-    """The paper's ResNet a run's arch is, or None: 'resnet18' and 'resnet18-w32' -> 'resnet18'.
+    """The paper's ResNet a run's arch is, or None: 'resnet18' -> 'resnet18'; 'resnet18-w32' -> None.
 
-    Width only scales the channels of the same design, so a narrower ResNet-18 still compares
-    with the paper's; block variants (e.g. 'resnet18-bottleneck-w96') and ViTs are other models.
+    Only the paper's own models get its numbers: a narrower or wider ResNet (any '-w<width>',
+    i.e. width != 64), block variants (e.g. 'resnet18-bottleneck') and ViTs are other models.
     """
-    match = re.fullmatch(r"(resnet18|resnet34|resnet50)(?:-w\d+)?", str(arch))
+    match = re.fullmatch(r"(resnet18|resnet34|resnet50)", str(arch))
     return match.group(1) if match else None
 
 
@@ -193,7 +206,8 @@ class Published:
     ``top1`` is the number as printed (its digits are the paper's precision: '30.0', '30.01');
     ``table`` is our table it belongs in; ``warmup`` is ``added_warmup`` of the run (False: the
     method's recipe); ``role`` is 'teacher' or 'student' in the distillation table, 'run'
-    elsewhere; ``teacher_arch`` is a student's teacher's architecture.
+    elsewhere; ``teacher_arch`` is a student's teacher's architecture; ``switch_at`` is a
+    hybrid's switch point as a fraction of its epochs (the authors resume epoch 40 of 100).
     """
 
     source: str
@@ -205,8 +219,10 @@ class Published:
     warmup: bool = False
     role: str = "run"
     teacher_arch: str | None = None
+    switch_at: float | None = None
 
 
+PAPER_HYBRID_SWITCH = 40 / 100  # the authors' hybrid: single-pass for 40 of 100 epochs, then IID
 PUBLISHED: tuple[Published, ...] = (
     # Supplement Table 1: students (ResNet-18/34 + a linear layer) trained to predict a ResNet-50
     # teacher's representation; "method" is the teacher's pretraining algorithm.
@@ -226,7 +242,8 @@ PUBLISHED: tuple[Published, ...] = (
     Published(STRATEGY_COMPARISON, "strategies", "simsiam", "resnet18", "30.0"),
     Published(STRATEGY_COMPARISON, "strategies", "nnsiam", "resnet18", "34.4"),
     Published(STRATEGY_COMPARISON, "strategies", "simsiam", "resnet18", "44.5", strategy="single-pass"),
-    Published(STRATEGY_COMPARISON, "strategies", "simsiam", "resnet18", "48.3", strategy="hybrid"),
+    Published(STRATEGY_COMPARISON, "strategies", "simsiam", "resnet18", "48.3", strategy="hybrid",
+              switch_at=PAPER_HYBRID_SWITCH),
 )
 
 
@@ -238,18 +255,28 @@ def published_top1(
     warmup: bool | None = False,
     role: str = "run",
     teacher_arch: Any = None,
+    switch_at: float | None = None,
 ) -> str | None:
     """The paper's number (as printed) for a run of this kind in ``table``, or None where it has none.
 
     ``arch`` and ``teacher_arch`` are our arch ids (mapped by ``paper_arch``); ``warmup`` is
-    ``added_warmup`` of the run (None: a departure the paper never ran, so no number).
+    ``added_warmup`` of the run (None: a departure the paper never ran, so no number);
+    ``switch_at`` is a hybrid's switch_epoch / epochs (a number only at the paper's 0.4).
     """
     key = (table, str(method), paper_arch(arch), str(strategy), warmup, role, paper_arch(teacher_arch))
     for entry in PUBLISHED:
         entry_key = (entry.table, entry.method, entry.arch, entry.strategy, entry.warmup, entry.role, entry.teacher_arch)
+        if entry.switch_at is not None and (switch_at is None or not math.isclose(switch_at, entry.switch_at)):
+            continue
         if warmup is not None and key == entry_key:
             return entry.top1
     return None
+
+
+def switch_at(record: Mapping[str, Any]) -> float | None:
+    """A hybrid run's switch point as a fraction of its epochs; None where either is unknown."""
+    switch, epochs = _get(record, "switch_epoch"), _get(record, "epochs")
+    return float(switch) / float(epochs) if switch is not None and epochs else None
 
 
 def _run_published(table: str, record: Mapping[str, Any], arch: Any = None) -> str | None:
@@ -258,7 +285,8 @@ def _run_published(table: str, record: Mapping[str, Any], arch: Any = None) -> s
     judged against the recipe of the run's own arch."""
     method = record["method"]
     warmup = added_warmup(method, _get(record, "warmup_epochs"), record["arch"])
-    return published_top1(table, method, record["arch"] if arch is None else arch, record.get("strategy"), warmup)
+    return published_top1(table, method, record["arch"] if arch is None else arch, record.get("strategy"), warmup,
+                          switch_at=switch_at(record))
 
 
 # --------------------------------------------------------------------------- one table
@@ -281,12 +309,33 @@ class PaperTable:
     numeric_columns: tuple[str, ...]
     section: str | None = None
     compared: bool = False
+    # Per value cell of ``frame``: the sd over seeds and their count (same index; absent: none).
+    sd: pd.DataFrame | None = None
+    n: pd.DataFrame | None = None
+    floors: str | None = None  # the chance level and floors line (tables.floors_line)
+    probe_note: str | None = None  # which linear probe ours used, beside the paper's numbers
+
+    def _cell(self, column: str, index: Any, value: Any) -> str:
+        if self.n is not None and column in self.n.columns and not column.endswith(PAPER_COLUMN):
+            decimals = 3 if column == "AUC" else 1
+            return format_mean_sd(value, self.sd.at[index, column], self.n.at[index, column], decimals)
+        return _format(column, column in self.numeric_columns)(value)
 
     def _pipe(self, frame: pd.DataFrame) -> str:
         columns = list(frame.columns)
-        formats = [_format(column, column in self.numeric_columns) for column in columns]
-        rows = ([fmt(value) for fmt, value in zip(formats, row)] for row in frame.itertuples(index=False))
+        rows = ([self._cell(column, index, row[column]) for column in columns] for index, row in frame.iterrows())
         return pipe_table(columns, rows, [column in self.numeric_columns for column in columns])
+
+    def csv_frame(self) -> pd.DataFrame:
+        """``frame`` with '<column> sd' and '<column> n' after each value column averaged over seeds."""
+        if self.n is None:
+            return self.frame
+        out = {}
+        for column in self.frame.columns:
+            out[column] = self.frame[column]
+            if column in self.n.columns:
+                out[f"{column} sd"], out[f"{column} n"] = self.sd[column], self.n[column].astype("Int64")
+        return pd.DataFrame(out)
 
     def body(self) -> str:
         """The table(s), or the note saying which runs would fill them."""
@@ -302,15 +351,19 @@ class PaperTable:
         return "\n\n".join(parts)
 
     def markdown(self) -> str:
-        notes = list(self.notes)
+        notes = [*self.notes, _SEEDS_NOTE]
         if self.compared and not self.frame.empty:
             notes.append(_COMPARISON_NOTE)
-        return "\n\n".join([f"# {self.title}", "\n".join(f"- {note}" for note in notes), self.body()]) + "\n"
+            if self.probe_note:
+                notes.append(self.probe_note)
+        parts = [f"# {self.title}", "\n".join(f"- {note}" for note in notes), *([self.floors] if self.floors else []),
+                 self.body()]
+        return "\n\n".join(parts) + "\n"
 
     def write(self, out_dir: str | os.PathLike) -> list[Path]:
         """Write ``<name>.csv`` and ``<name>.md`` into ``out_dir`` atomically; return both paths."""
         csv_path, md_path = Path(out_dir) / f"{self.name}.csv", Path(out_dir) / f"{self.name}.md"
-        write_csv(csv_path, self.frame)
+        write_csv(csv_path, self.csv_frame())
         io.write_text(md_path, self.markdown())
         return [csv_path, md_path]
 
@@ -325,15 +378,71 @@ def _format(column: str, numeric: bool) -> Callable[[Any], str]:
 
 _COMPARISON_NOTE = (
     f"**{PAPER_COLUMN}**: the linear top-1 (%) the paper reports on ImageNet, matched by method, "
-    "training strategy, added lr warmup and architecture (ResNet-18/34/50 at any width); "
+    "training strategy, added lr warmup and architecture (ResNet-18/34/50 at the paper's width 64 only; "
+    "a hybrid only at the paper's switch, epoch 40 of 100); "
     f"{MISSING} where the paper has no such number. Ours come from this config's dataset and "
     "budget: compare orderings and gaps, not values."
 )
+_SEEDS_NOTE = ("cells: mean ± sample sd over the n seeds of a setting, 'mean ± sd (n=k)'; a plain number is "
+               "a single run (n = 1); the CSV holds each mean with '<column> sd' and '<column> n' beside it")
+
+
+def probe_note(table: pd.DataFrame) -> str:
+    """Which linear probe produced our numbers, against the paper's (augmented images, LARS)."""
+    trained = table[~is_baseline(table)] if "method" in table.columns else table
+    modes = set(trained["linear_probe_mode"].dropna()) if "linear_probe_mode" in trained.columns else set()
+    modes = modes or {"cached"}  # records older than the field came from the cached probe, then the only one
+    if modes == {"augmented"}:
+        return ("**probe**: ours is the paper's protocol, the augmented linear probe (random resized crops "
+                "through the frozen backbone, LARS); we report the last epoch, the authors their best val epoch.")
+    which = "the cached probe" if modes == {"cached"} else f"a mix of probes ({', '.join(sorted(modes))})"
+    return (f"**probe**: ours is {which} (a linear layer on fixed, non-augmented features), not the paper's "
+            "augmented LARS probe: the published numbers are for the paper's protocol and are not directly "
+            "comparable; set linear_probe.mode: augmented for the paper's probe.")
 _TOP1_NOTE = f"cells: linear-probe top-1 accuracy (%) on the validation set, frozen backbone; {MISSING} = no such run"
 
 
 def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
     return table.to_dict(orient="records")
+
+
+def _settings(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per setting (seeds folded into mean, sd and n) of a per-run table."""
+    return table if N_SEEDS in table.columns else summarise_seeds(table)
+
+
+def _spread(record: Mapping[str, Any], metric: str) -> tuple[Any, Any]:
+    """(sd, n) of a setting's ``metric`` over its seeds (NaN, 1 for a record with no summary)."""
+    sd = record.get(metric + SD_SUFFIX)
+    return (math.nan if is_missing(sd) else sd), (record.get(N_SEEDS) or 1)
+
+
+class _Cells:
+    """Rows of a table being built: values, and for averaged ones their sd and n."""
+
+    def __init__(self) -> None:
+        self.values: dict[Any, dict[str, Any]] = {}
+        self.sd: dict[Any, dict[str, Any]] = {}
+        self.n: dict[Any, dict[str, Any]] = {}
+
+    def row(self, key: Any, **labels: Any) -> dict[str, Any]:
+        self.sd.setdefault(key, {})
+        self.n.setdefault(key, {})
+        return self.values.setdefault(key, dict(labels))
+
+    def put(self, key: Any, column: str, record: Mapping[str, Any] | None, metric: str = "linear_top1") -> None:
+        """The mean of ``metric`` of ``record`` (a setting) in the cell, NaN where there is none."""
+        self.row(key)[column] = record[metric] if record is not None else math.nan
+        sd, n = _spread(record, metric) if record is not None else (math.nan, math.nan)
+        self.sd[key][column], self.n[key][column] = sd, n
+
+    def frames(self, columns: list[str], keys: Iterable[Any] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        keys = list(self.values) if keys is None else list(keys)
+        value_columns = [c for c in columns if any(c in self.n[k] for k in keys)]
+        frame = _frame([self.values[k] for k in keys], columns)
+        sd = pd.DataFrame.from_records([self.sd[k] for k in keys], columns=value_columns)
+        n = pd.DataFrame.from_records([self.n[k] for k in keys], columns=value_columns)
+        return frame, sd, n
 
 
 def is_full_data(fraction: Any) -> bool:
@@ -373,20 +482,22 @@ def _row_labels(records: Sequence[dict[str, Any]], column: Callable[[dict[str, A
 
 def training_methods_table(table: pd.DataFrame, compare_to_paper: bool = False) -> PaperTable:
     """Supplement Table 2: rows = how full-data runs were trained, columns = arch, cells = linear top-1."""
+    runs, table = table, _settings(table)
     records = _trained_full_data(table)
     labels = _row_labels(records, lambda r: str(r["arch"]))
     archs = sorted({str(r["arch"]) for r in records}, key=arch_sort_key)
     columns = ["training"]
     for arch in archs:
         columns += [arch] + ([f"{arch} {PAPER_COLUMN}"] if compare_to_paper and paper_arch(arch) else [])
-    rows: dict[str, dict[str, Any]] = {}
+    cells = _Cells()
     for label, record in zip(labels, records):
-        row = rows.setdefault(label, {"training": label})
-        row[str(record["arch"])] = record["linear_top1"]
+        row = cells.row(label, training=label)
+        cells.put(label, str(record["arch"]), record)
         if compare_to_paper:
             for arch in archs:
                 if paper_arch(arch):
                     row[f"{arch} {PAPER_COLUMN}"] = _run_published("training_methods", record, arch)
+    frame, sd, n = cells.frames(columns)
     return PaperTable(
         name="training_methods",
         title="Training methods x architecture (supplement Table 2)",
@@ -395,13 +506,17 @@ def training_methods_table(table: pd.DataFrame, compare_to_paper: bool = False) 
             "columns: backbone architecture",
             _TOP1_NOTE,
         ),
-        frame=_frame(list(rows.values()), columns),
+        frame=frame,
         empty_note=(
             "No trained run on the full training set in this config: a run group with fraction 1.0 "
             "(any method or strategy) fills this table."
         ),
         numeric_columns=tuple(columns[1:]),
         compared=compare_to_paper,
+        sd=sd,
+        n=n,
+        floors=floors_line(runs),
+        probe_note=probe_note(runs),
     )
 
 
@@ -411,17 +526,20 @@ _STRATEGY_COLUMNS = {"linear top-1 (%)": "linear_top1", "kNN top-1 (%)": "knn_to
 def strategies_table(table: pd.DataFrame, compare_to_paper: bool = False) -> PaperTable:
     """The strategies comparison: per arch, one row per training of full-data runs (NNSiam and
     warmup variants their own rows), with linear top-1, kNN top-1 and AUC."""
+    runs, table = table, _settings(table)
     records = sorted(_trained_full_data(table), key=lambda r: arch_sort_key(r["arch"]))  # stable: rows keep order
     labels = _row_labels(records, lambda r: str(r["arch"]))
     columns = ["arch", "training", "linear top-1 (%)"]
     columns += [PAPER_COLUMN] if compare_to_paper else []
     columns += ["kNN top-1 (%)", "AUC"]
-    rows = []
-    for label, record in zip(labels, records):
-        row = {"arch": record["arch"], "training": label, **{k: record.get(v) for k, v in _STRATEGY_COLUMNS.items()}}
+    cells = _Cells()
+    for i, (label, record) in enumerate(zip(labels, records)):
+        row = cells.row(i, arch=record["arch"], training=label)
+        for column, metric in _STRATEGY_COLUMNS.items():
+            cells.put(i, column, record, metric)
         if compare_to_paper:
             row[PAPER_COLUMN] = _run_published("strategies", record)
-        rows.append(row)
+    frame, sd, n = cells.frames(columns)
     return PaperTable(
         name="strategies",
         title="Training strategies (full training set)",
@@ -432,7 +550,7 @@ def strategies_table(table: pd.DataFrame, compare_to_paper: bool = False) -> Pap
             ),
             "linear / kNN top-1: accuracy (%) on the validation set; AUC: collapse metric (lower = less collapse)",
         ),
-        frame=_frame(rows, columns),
+        frame=frame,
         empty_note=(
             "No trained run on the full training set in this config: run groups with fraction 1.0 and "
             "different pretrain.strategy (or method) fill this table."
@@ -440,6 +558,10 @@ def strategies_table(table: pd.DataFrame, compare_to_paper: bool = False) -> Pap
         numeric_columns=tuple(columns[2:]),
         section="arch",
         compared=compare_to_paper,
+        sd=sd,
+        n=n,
+        floors=floors_line(runs),
+        probe_note=probe_note(runs),
     )
 
 
@@ -520,6 +642,7 @@ def _with_paper_columns(columns: Mapping[str, _ValueColumn], compare: bool) -> l
 def distillation_table(table: pd.DataFrame, compare_to_paper: bool = False) -> PaperTable:
     """Supplement Table 1: one row per teacher (named by its pretraining algorithm), the teacher's
     linear top-1 and each of its students' by student architecture."""
+    per_run, table = table, _settings(table)
     runs = {str(r["run"]): r for r in _records(table)}
     students = sorted(
         (r for r in runs.values() if r["method"] == DISTILL_METHOD),
@@ -527,16 +650,17 @@ def distillation_table(table: pd.DataFrame, compare_to_paper: bool = False) -> P
     )
     teachers = [_teacher_of(s, runs) for s in students]
     columns: dict[str, _ValueColumn] = {}
-    rows: dict[str, dict[str, Any]] = {}
+    cells = _Cells()
+    rows = cells.values
     cell_student: dict[tuple[str, str], dict[str, Any]] = {}
     for student, teacher, name in zip(students, teachers, _unique_student_columns(students, teachers)):
         label = method_name(teacher.method) if teacher.method else MISSING
-        row = rows.setdefault(teacher.run, {"teacher pretraining": label, "teacher run": teacher.run})
+        cells.row(teacher.run, **{"teacher pretraining": label, "teacher run": teacher.run})
         teacher_column = f"{teacher.arch} teacher"
         columns[teacher_column] = _ValueColumn("teacher", teacher.arch, True)
         columns[name] = _ValueColumn("student", student["arch"], is_full_data(student["dataset_fraction"]))
-        row[teacher_column] = teacher.record["linear_top1"] if teacher.record else math.nan
-        row[name] = student["linear_top1"]
+        cells.put(teacher.run, teacher_column, teacher.record)
+        cells.put(teacher.run, name, student)
         cell_student[(teacher.run, name)] = student
     if compare_to_paper:
         by_run = {t.run: t for t in teachers}
@@ -546,11 +670,12 @@ def distillation_table(table: pd.DataFrame, compare_to_paper: bool = False) -> P
                     cell = _distillation_published(column, by_run[run], cell_student.get((run, name)))
                     row[f"{name} {PAPER_COLUMN}"] = cell
     order = {t.run: (_order(t.method, METHOD_NAMES), t.run) for t in teachers}
-    rows = dict(sorted(rows.items(), key=lambda item: order[item[0]]))  # SimSiam first, as in the paper
+    keys = sorted(rows, key=lambda run: order[run])  # SimSiam first, as in the paper
     columns = dict(
         sorted(columns.items(), key=lambda kv: (kv[1].role != "teacher", arch_sort_key(kv[1].arch), kv[0]))
     )
     names = ["teacher pretraining", "teacher run", *_with_paper_columns(columns, compare_to_paper)]
+    frame, sd, n = cells.frames(names, keys)
     return PaperTable(
         name="distillation",
         title="Distillation (supplement Table 1)",
@@ -562,13 +687,17 @@ def distillation_table(table: pd.DataFrame, compare_to_paper: bool = False) -> P
             "columns: the teacher's own architecture, then each student architecture",
             _TOP1_NOTE,
         ),
-        frame=_frame(list(rows.values()), names),
+        frame=frame,
         empty_note=(
             "No distilled students in this config: entries under `distillations:` (each naming a teacher "
             "run, e.g. a full-data ResNet-50 run) fill this table."
         ),
         numeric_columns=tuple(names[2:]),
         compared=compare_to_paper,
+        sd=sd,
+        n=n,
+        floors=floors_line(per_run),
+        probe_note=probe_note(per_run),
     )
 
 

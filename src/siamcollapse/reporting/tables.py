@@ -36,7 +36,7 @@ RUN_COLUMNS = [
     "knn_top1",
 ]
 # Keys of newer run records; a record without them (an older run) reads as null, never an error.
-OPTIONAL_COLUMNS = ["seed", "seed_group", "group", "warmup_epochs", "switch_epoch", "teacher", "teacher_method",
+OPTIONAL_COLUMNS = ["seed", "seed_group", "group", "epochs", "warmup_epochs", "switch_epoch", "teacher", "teacher_method",
                     "teacher_arch", "num_classes"]
 BASELINE_METHOD = "random-init"
 RAW_PIXELS_METHOD = "raw-pixels"
@@ -57,8 +57,8 @@ _SORT_FILLS: dict[str, Any] = {
 SPECTRUM_HEADER = "singular_value"
 SPECTRUM_LOG_FLOOR = 1e-12
 
-_NUMERIC_COLUMNS = ["dataset_fraction", "auc", "linear_top1", "knn_top1", "warmup_epochs", "switch_epoch", "seed",
-                    "num_classes"]
+_NUMERIC_COLUMNS = ["dataset_fraction", "auc", "linear_top1", "knn_top1", "epochs", "warmup_epochs", "switch_epoch",
+                    "seed", "num_classes"]
 MISSING = "—"  # how every table shows an absent value
 
 
@@ -168,13 +168,13 @@ def summarise_seeds(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def format_mean_sd(mean: Any, sd: Any = None, n: Any = None, decimals: int = 1) -> str:
-    """'13.3 ± 1.2 (n=2)'; '13.3 (n=1)' for one seed; '13.3' where n is unknown; missing -> '—'."""
+    """'13.3 ± 1.2 (n=2)' over seeds; a single run (n = 1, no sd) is plain '13.3'; missing -> '—'."""
     if is_missing(mean):
         return MISSING
     text = f"{float(mean):.{decimals}f}"
     if not is_missing(sd):
         text += f" ± {float(sd):.{decimals}f}"
-    return text if is_missing(n) else f"{text} (n={int(n)})"
+    return text if is_missing(n) or int(n) <= 1 else f"{text} (n={int(n)})"
 
 
 def chance_top1(table: pd.DataFrame) -> float | None:
@@ -194,7 +194,7 @@ def floors_line(table: pd.DataFrame) -> str:
     """What every accuracy must beat: chance, the random-init floor of each arch and raw pixels.
 
     'Floors: chance 10.0 %; random init resnet18: linear 17.1 ± 0.2 (n=3), kNN 15.0 ± 0.4 (n=3);
-    raw pixels: linear 11.2 (n=1), kNN 12.0 (n=1).' ``table`` is the per-run table (sd over seeds).
+    raw pixels: linear 11.2, kNN 12.0.' ``table`` is the per-run table (sd over seeds).
     """
     chance = chance_top1(table)
     parts = [f"chance {chance:.1f} %" if chance is not None else f"chance {MISSING}"]
