@@ -460,3 +460,63 @@ def test_a_table_with_a_single_run_makes_every_figure(fraction: float, tmp_path:
         assert [line.get_label() for line in ax.get_lines()] == [f"SimSiam IID (AUC {metrics.auc(spectrum):.3f})"]
     else:  # no full-data run: the figure says so instead of plotting nothing silently
         assert ax.get_lines() == [] and "no full-data" in ax.texts[0].get_text()
+
+
+# --------------------------------------------------------------------------- seeds and floors
+
+
+def _with_seeds_and_floors(table: pd.DataFrame, spectra: dict[str, np.ndarray]) -> tuple[pd.DataFrame, dict]:
+    """The 100% run as two seeds (AUC 0.80 and 0.84), a second random-init seed, raw pixels."""
+    records = [r for r in table.to_dict(orient="records") if r["run"] != _run(100)]
+    for seed, auc in enumerate([0.80, 0.84]):
+        records.append({**_record(f"{_run(100)}-s{seed}", "simsiam", 1.0, spectra[_run(100)], 60.0 + seed),
+                        "auc": auc, "seed": seed, "seed_group": _run(100), "num_classes": 10})
+    records.append({**_record("raw-pixels", "raw-pixels", float("nan"), spectra[_run(1)], 15.0, arch="raw-pixels"),
+                    "strategy": "none", "num_classes": 10})
+    seeded = {k: v for k, v in spectra.items() if k != _run(100)}
+    seeded |= {f"{_run(100)}-s{s}": spectra[_run(100)] for s in (0, 1)}
+    seeded["raw-pixels"] = np.linspace(2.0, 0.1, 50)  # another dimension: must not reach the spectrum figures
+    return build_run_table(records), seeded
+
+
+def test_auc_trend_shows_the_mean_over_seeds_with_sd_error_bars(table, spectra, tmp_path: Path) -> None:
+    seeded, _ = _with_seeds_and_floors(table, spectra)
+    capture = _Capture()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(io, "save_figure", capture)
+        plots.plot_auc_vs_fraction(seeded, tmp_path / "f.png")
+    ax = capture.figures["f.png"].axes[0]
+    trend = next(line for line in ax.get_lines() if line.get_label() == "SimSiam IID · resnet18")
+    assert trend.get_ydata()[-1] == pytest.approx(0.82)  # the mean of the two seeds at 100%
+    bars = [c for c in ax.containers if c.__class__.__name__ == "ErrorbarContainer"]
+    assert len(bars) == 1
+    segments = bars[0].lines[2][0].get_segments()
+    heights = sorted(abs(seg[1][1] - seg[0][1]) for seg in segments)
+    assert heights[-1] == pytest.approx(2 * np.std([0.80, 0.84], ddof=1))  # ± sd at 100%
+    assert heights[0] == 0.0  # one seed elsewhere: no bar
+
+
+def test_accuracy_figure_shows_chance_and_both_floors(table, spectra, tmp_path: Path) -> None:
+    seeded, _ = _with_seeds_and_floors(table, spectra)
+    capture = _Capture()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(io, "save_figure", capture)
+        plots.plot_auc_vs_accuracy(seeded, tmp_path / "a.png")
+    ax = capture.figures["a.png"].axes[0]
+    labels = _legend_labels(ax)
+    assert "chance (10.0%)" in labels and "raw pixels (15.0%)" in labels
+    assert any(label.startswith("random init resnet18 (mean 12.0%") for label in labels)
+    levels = {line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() in (":", "-.")}
+    assert levels == {10.0, 15.0}
+    every_seed = {tuple(point) for c in ax.collections for point in c.get_offsets()}
+    assert (0.80, 60.0) in every_seed and (0.84, 61.0) in every_seed  # each seed is a point
+
+
+def test_raw_pixel_spectrum_is_left_out_of_the_spectrum_figures(table, spectra, tmp_path: Path) -> None:
+    seeded, seeded_spectra = _with_seeds_and_floors(table, spectra)
+    capture = _Capture()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(io, "save_figure", capture)
+        plots.make_all_figures(seeded, seeded_spectra, tmp_path)
+    lengths = {len(line.get_xdata()) for line in capture.figures["singular_values.png"].axes[0].get_lines()}
+    assert 50 not in lengths

@@ -6,6 +6,10 @@ architecture that differ only in data size. The spectrum panels encode the pretr
 fraction with one sequential colormap (viridis, log-scaled, shared by all panels) so that the
 trend with data size is visible at a glance; the trend and scatter plots give each series a
 colour and each method a marker. The untrained random-init baseline is always dashed grey.
+Every seed of a setting is drawn (one spectrum line, one scatter point per run); the AUC trend
+draws the mean over seeds with ± sd error bars. The accuracy figure shows the chance level and
+the floors (random init, raw pixels) as horizontal lines. The raw-pixel floor's spectrum (of
+pixels, not of a representation, and of another dimension) is left out of the spectrum figures.
 Each function writes one PNG atomically and closes its figure, so a batch job never leaves
 half-written files or leaks figures.
 """
@@ -45,10 +49,14 @@ from siamcollapse.reporting.paper import (
 from siamcollapse.reporting.tables import (
     BASELINE_METHOD,
     OPTIONAL_COLUMNS,
+    RAW_PIXELS_METHOD,
     auc_accuracy_correlation,
+    chance_top1,
     format_fraction,
     is_baseline,
     is_missing,
+    is_random_init,
+    is_raw_pixels,
 )
 
 # Every file make_all_figures writes, in the order it returns them (the workflow's outputs).
@@ -423,8 +431,9 @@ def _series(table: pd.DataFrame) -> list[_Series]:
 
 
 def _baseline_lines(ax: Any, table: pd.DataFrame, column: str) -> None:
-    """Random-init per arch as a dashed horizontal line: the value with no pretraining at all."""
-    baselines = table[is_baseline(table)].dropna(subset=[column])
+    """Random-init per arch as a dashed horizontal line: the value with no pretraining at all
+    (the mean over its seeds)."""
+    baselines = table[is_random_init(table)].dropna(subset=[column])
     shades = itertools.cycle([BASELINE_COLOR, "0.7", "0.2"])  # greys, distinct per arch
     for shade, (arch, rows) in zip(shades, baselines.groupby("arch")):
         value = rows[column].mean()
@@ -445,7 +454,8 @@ def plot_auc_vs_fraction(table: pd.DataFrame, path: str | os.PathLike) -> None:
     with _figure(path, figsize=(9.0, 4.8)) as (_fig, axes):
         ax = axes[0, 0]
         for s in series:
-            means = s.rows.groupby("dataset_fraction")["auc"].mean()
+            by_fraction = s.rows.groupby("dataset_fraction")["auc"]
+            means, sds = by_fraction.mean(), by_fraction.std(ddof=1)  # sd: NaN (no bar) for one seed
             ax.plot(
                 means.index,
                 means.to_numpy(),
@@ -457,6 +467,9 @@ def plot_auc_vs_fraction(table: pd.DataFrame, path: str | os.PathLike) -> None:
                 label=s.title,
                 zorder=3,
             )
+            if sds.notna().any():  # ± sd over seeds where a fraction has several
+                ax.errorbar(means.index, means.to_numpy(), yerr=sds.fillna(0.0).to_numpy(), fmt="none",
+                            ecolor=colors[s.title], elinewidth=1.2, capsize=3, zorder=3)
             ax.scatter(s.rows["dataset_fraction"], s.rows["auc"], color=colors[s.title], s=12, alpha=0.5, zorder=2)
         _baseline_lines(ax, table, "auc")
         _percent_log_xaxis(
@@ -551,14 +564,37 @@ def _scatter_baselines(ax: Any, points: pd.DataFrame) -> list[Line2D]:
     return [_marker_handle(METHOD_MARKERS[BASELINE_METHOD], "random init (untrained)", face=BASELINE_COLOR)]
 
 
+def _accuracy_floor_lines(ax: Any, table: pd.DataFrame, column: str = "linear_top1") -> list[Line2D]:
+    """The chance level and the raw-pixel floor as horizontal lines (random init is a point)."""
+    handles = []
+    chance = chance_top1(table)
+    if chance is not None:
+        ax.axhline(chance, color="black", linestyle=":", linewidth=1.2, zorder=1)
+        handles.append(Line2D([], [], color="black", linestyle=":", label=f"chance ({chance:.1f}%)"))
+    pixels = table[is_raw_pixels(table)][column].dropna()
+    if not pixels.empty:
+        value = pixels.mean()
+        ax.axhline(value, color="tab:brown", linestyle="-.", linewidth=1.2, zorder=1)
+        handles.append(Line2D([], [], color="tab:brown", linestyle="-.", label=f"raw pixels ({value:.1f}%)"))
+    floors = table[is_random_init(table)].dropna(subset=[column])
+    for arch, rows in floors.groupby("arch"):
+        value = rows[column].mean()
+        ax.axhline(value, color=BASELINE_COLOR, linestyle="--", linewidth=1.0, zorder=1)
+        handles.append(Line2D([], [], color=BASELINE_COLOR, linestyle="--",
+                              label=f"random init {arch} (mean {value:.1f}%, n={len(rows)})"))
+    return handles
+
+
 def plot_auc_vs_accuracy(table: pd.DataFrame, path: str | os.PathLike) -> None:
     """Does less collapse mean better features? AUC against linear-probe top-1 for every run
-    (every method, strategy, data size and student), one colour per series, one marker per method."""
-    points = table.dropna(subset=["auc", "linear_top1"])
+    (every method, strategy, data size, seed and student), one colour per series, one marker per
+    method; the chance level and the floors as horizontal lines."""
+    points = table[~is_raw_pixels(table)].dropna(subset=["auc", "linear_top1"])  # pixels have no representation AUC
     colors = _series_colors([s.title for s in _series(table)])  # the same colours as auc_vs_fraction
     with _figure(path, figsize=(9.5, 5.2)) as (_fig, axes):
         ax = axes[0, 0]
         handles = _scatter_series(ax, points, colors) + _scatter_baselines(ax, points)
+        handles += _accuracy_floor_lines(ax, table)
         ax.margins(0.1)  # room for the point annotations
         ax.set_xlabel("AUC (paper Eq. 2; lower = less collapse)")
         ax.set_ylabel("linear top-1 accuracy (%)")
@@ -720,6 +756,8 @@ _TABLE_FIGURES: dict[str, Callable[[pd.DataFrame, str | os.PathLike], None]] = {
 def make_all_figures(table: pd.DataFrame, spectra: Mapping[str, np.ndarray], out_dir: str | os.PathLike) -> list[Path]:
     """Write the seven figures of ``FIGURE_NAMES`` into ``out_dir`` and return their paths, in that order."""
     out_dir = Path(out_dir)
+    methods = dict(zip(table["run"], table["method"]))
+    spectra = {run: values for run, values in spectra.items() if methods.get(run) != RAW_PIXELS_METHOD}
     labels = labels_from_table(table, list(spectra))
     paths = []
     for name in FIGURE_NAMES:
