@@ -80,11 +80,83 @@ def test_bottleneck_resnet18_is_four_times_wider(width):
         assert net.feature_dim == build_backbone("resnet50").feature_dim
 
 
-def test_basic_resnet50_keeps_the_resnet50_layout_without_bottlenecks():
+def test_basic_resnet50_is_the_authors_5_6_9_4_network_without_bottlenecks():
     net = build_backbone("resnet50", 8, block="basic")
-    assert [len(stage) for stage in (net.layer1, net.layer2, net.layer3, net.layer4)] == [3, 4, 6, 3]
+    assert [len(stage) for stage in (net.layer1, net.layer2, net.layer3, net.layer4)] == [5, 6, 9, 4]
     assert not any(isinstance(m, tv_models.resnet.Bottleneck) for m in net.modules())
-    assert count_parameters(net) == count_parameters(build_backbone("resnet34", 8))  # same layout and block
+    assert net.feature_dim == 8 * 8
+
+
+def _torchvision_count_without_fc(block, layers, **kwargs) -> int:
+    reference = tv_models.resnet.ResNet(block, layers, **kwargs)
+    return count_parameters(reference) - count_parameters(reference.fc)
+
+
+@pytest.mark.parametrize("width_per_group", [64, 96, 128])
+def test_the_papers_bottleneck_resnet18_widens_only_the_bottleneck(width_per_group):
+    net = build_backbone("resnet18", block="bottleneck", width_per_group=width_per_group)
+    expected = _torchvision_count_without_fc(tv_models.resnet.Bottleneck, [2, 2, 2, 2],
+                                             width_per_group=width_per_group)
+    assert count_parameters(net) == expected
+    assert net.feature_dim == 2048  # every width keeps ResNet-50's output size
+    assert net.layer1[0].conv2.out_channels == width_per_group
+    assert 13e6 < count_parameters(build_backbone("resnet18", block="bottleneck")) < 15e6  # the paper's 13.9M
+
+
+def test_the_papers_resnet50_without_bottlenecks_has_torchvisions_basic_block_count():
+    net = build_backbone("resnet50", block="basic")
+    assert count_parameters(net) == _torchvision_count_without_fc(tv_models.resnet.BasicBlock, [5, 6, 9, 4])
+    assert net.feature_dim == 512
+    assert 29e6 < count_parameters(net) < 32e6  # the paper's 30.3M, not a 340M 4x-wide network
+
+
+def test_width_per_group_needs_bottleneck_blocks():
+    with pytest.raises(ValueError, match="model.width_per_group"):
+        build_backbone("resnet18", width_per_group=96)
+
+
+def _corner_probe(net: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Outputs for a batch and for the same batch with every pixel outside the top-left 8x8 redrawn."""
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(8, 3, 32, 32, generator=generator)
+    changed = images.clone()
+    changed[..., 8:, :] = torch.randn(8, 3, 24, 32, generator=generator)
+    changed[..., :8, 8:] = torch.randn(8, 3, 8, 24, generator=generator)
+    with torch.no_grad():
+        return net(images), net(changed)
+
+
+@pytest.mark.parametrize("arch,block", [("resnet18", "default"), ("resnet18", "bottleneck"), ("resnet50", "default")])
+def test_standard_init_sees_the_whole_image(arch, block):
+    net = seeded(build_backbone, arch, 16, "imagenet", block, zero_init_residual=False).eval()
+    assert all(float(w.detach().abs().sum()) > 0 for w in last_bn_weights(net))
+    before, after = _corner_probe(net)
+    assert not torch.allclose(before, after, rtol=0, atol=1e-6)
+
+
+def test_standard_init_has_no_constant_feature_dimension():
+    # The small stem: with the ImageNet stem at 32 px layer 4 is 1 x 1 and, BN being uncalibrated at
+    # init, about a tenth of the ReLU outputs are 0 for every image whatever the init of the branches.
+    net = seeded(build_backbone, "resnet18", 16, "small", zero_init_residual=False).eval()
+    images = torch.rand(64, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        features = net(images)
+    assert bool((features.std(dim=0) > 0).all())
+
+
+def test_zero_init_residual_net_sees_only_the_top_left_corner():
+    """Why a random-init floor must not use zero_init_residual: its residual branches output 0 and the
+    1x1 stride-2 downsample convolutions sample only even positions, so with 32-px inputs the output
+    depends on nothing but the top-left corner."""
+    before, after = _corner_probe(seeded(build_backbone, "resnet18", 16, zero_init_residual=True).eval())
+    torch.testing.assert_close(before, after, rtol=0, atol=1e-6)
+
+
+def test_backbone_from_config_passes_zero_init_residual():
+    standard = backbone_from_config({"arch": "resnet18", "width": 8}, zero_init_residual=False)
+    trained = backbone_from_config({"arch": "resnet18", "width": 8})
+    assert all(float(w.detach().abs().sum()) > 0 for w in last_bn_weights(standard))
+    assert all(float(w.detach().abs().sum()) == 0 for w in last_bn_weights(trained))
 
 
 @pytest.mark.parametrize("arch,block", [("resnet18", "bottleneck"), ("resnet50", "basic"), ("resnet34", "default")])
@@ -129,6 +201,31 @@ def test_vit_output_is_the_normalised_cls_token():
     # The encoder ends in a LayerNorm (unit scale, zero shift at init): each output is standardised.
     assert torch.allclose(out.mean(dim=1), torch.zeros(3), atol=1e-4)
     assert torch.allclose(out.std(dim=1, unbiased=False), torch.ones(3), atol=1e-2)
+
+
+def test_vit_small_defaults_to_the_authors_12_heads():
+    net = backbone_from_config({"arch": "vit_small", "image_size": 32, "depth": 1})
+    assert all(layer.self_attention.num_heads == 12 for layer in net.encoder.layers)
+
+
+def test_vit_position_embedding_is_a_fixed_2d_sincos_buffer():
+    net = backbone_from_config({**TINY_VIT, "patch_size": 8})  # a 4 x 4 patch grid
+    names = {name for name, _ in net.named_parameters()}
+    assert not any("pos_embedding" in name for name in names)
+    table = net.state_dict()["encoder.pos_embedding"]
+    assert table.shape == (1, 1 + 16, 384)
+    assert torch.equal(table[0, 0], torch.zeros(384))  # the CLS token gets no position
+    quarter = 384 // 4
+    k = torch.arange(quarter, dtype=torch.float64)
+    for row, col in [(0, 0), (1, 2), (3, 1)]:
+        angle_r, angle_c = row / 10000 ** (k / quarter), col / 10000 ** (k / quarter)
+        expected = torch.cat([angle_r.sin(), angle_r.cos(), angle_c.sin(), angle_c.cos()]).float()
+        torch.testing.assert_close(table[0, 1 + 4 * row + col], expected)
+    # learned-embedding-free: torchvision's ViT with the same shape has exactly that table more to train
+    reference = tv_models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=6,
+                                            hidden_dim=384, mlp_dim=1536)
+    expected = count_parameters(reference) - count_parameters(reference.heads) - reference.encoder.pos_embedding.numel()
+    assert count_parameters(net) == expected
 
 
 @pytest.mark.parametrize("freeze", [True, False])
@@ -195,10 +292,12 @@ def test_backbone_from_config_fills_missing_keys_with_schema_defaults():
     ({"arch": "resnet18"}, "resnet18"),
     ({"arch": "resnet18", "block": "default", "width": 64, "stem": "small", "depth": 3}, "resnet18"),
     ({"arch": "resnet18", "block": "bottleneck", "width": 96}, "resnet18-bottleneck-w96"),
+    ({"arch": "resnet18", "block": "bottleneck", "width_per_group": 96}, "resnet18-bottleneck-g96"),
     ({"arch": "resnet50", "block": "basic", "width": 256}, "resnet50-basic-w256"),
     ({"arch": "resnet34", "width": 16}, "resnet34-w16"),
     ({"arch": "vit_small", "image_size": 224}, "vit_small"),
     ({"arch": "vit_small", "depth": 6, "heads": 3, "width": 16}, "vit_small-d6-h3"),
+    ({"arch": "vit_small", "heads": 12}, "vit_small"),
     ({"arch": "vit_small", "depth": 3, "patch_size": 8}, "vit_small-d3-p8"),
 ])
 def test_model_name(model, name):

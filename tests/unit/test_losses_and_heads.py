@@ -200,3 +200,18 @@ def test_mlp_layers_and_optional_affine_free_last_bn():
     assert plain(torch.randn(5, 8)).shape == (5, 4)
     with pytest.raises(ValueError):
         mlp([8])
+
+
+def test_nearest_neighbours_by_l2_matches_a_brute_force_search():
+    z, queue = torch.randn(6, 4), torch.randn(20, 4) * torch.rand(20, 1) * 5
+    found = nearest_neighbours(z, queue, metric="l2")
+    for row, result in zip(z, found):
+        best = min(range(len(queue)), key=lambda j: float((row - queue[j]).square().sum()))
+        assert torch.equal(result, queue[best])
+
+
+def test_mlp_without_last_bias():
+    head = mlp([4, 8, 3], last_bias=False)
+    assert head[-1].bias is None
+    with_bn = mlp([4, 8, 3], last_bn=True, last_bias=False)
+    assert isinstance(with_bn[-1], torch.nn.BatchNorm1d) and with_bn[-2].bias is None

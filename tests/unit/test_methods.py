@@ -15,6 +15,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
 
+from siamcollapse.config import SCHEMA_PATH, load_yaml
 from siamcollapse.methods import build_method, method_names
 from siamcollapse.methods.distill import RunningStats
 from siamcollapse.methods.losses import info_nce, simsiam_loss
@@ -158,6 +159,14 @@ def test_mocov3_heads_follow_the_authors_resnet_layout():
     assert isinstance(model.predictor[-1], nn.Linear)  # no BN after the predictor
     assert sum(isinstance(m, nn.Linear) for m in model.projector) == 2
     assert sum(isinstance(m, nn.Linear) for m in model.predictor) == 2
+    assert all(m.bias is None for head in (model.projector, model.predictor) for m in head if isinstance(m, nn.Linear))
+
+
+def test_byol_heads_have_no_bias_and_no_final_bn():
+    model = make("byol")
+    for head in (model.projector, model.predictor):
+        assert isinstance(head[-1], nn.Linear)
+        assert all(m.bias is None for m in head if isinstance(m, nn.Linear))
 
 
 def test_mocov3_on_a_vit_gets_a_three_layer_projector():
@@ -165,6 +174,8 @@ def test_mocov3_on_a_vit_gets_a_three_layer_projector():
 
     model = build_method("mocov3", build_vit(image_size=16, patch_size=8, depth=1, heads=2), SETTINGS["mocov3"])
     assert sum(isinstance(m, nn.Linear) for m in model.projector) == 3
+    # MoCo-v3's ViT predictor keeps _build_mlp's default last_bn (the ResNet one switches it off)
+    assert isinstance(model.predictor[-1], nn.BatchNorm1d) and not model.predictor[-1].affine
 
 
 @torch.no_grad()
@@ -190,10 +201,23 @@ def test_byol_loss_is_zero_when_prediction_matches_target_direction():
     assert float(model(view, view).loss) == pytest.approx(0.0, abs=1e-5)
 
 
+@torch.no_grad()
+def test_byol_sums_its_two_loss_terms_as_the_authors():
+    model = make("byol").train()
+    view1, view2 = views()
+    loss = model(view1, view2).loss
+    p1 = model.predictor(model.projector(model.backbone(view1)))
+    p2 = model.predictor(model.projector(model.backbone(view2)))
+    t1 = model.momentum_projector(model.momentum_backbone(view1))
+    t2 = model.momentum_projector(model.momentum_backbone(view2))
+    expected = 4 - 2 * F.cosine_similarity(p1, t2).mean() - 2 * F.cosine_similarity(p2, t1).mean()
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+
+
 # --- NNSiam ---------------------------------------------------------------------------------------
 
-def test_queue_is_fifo_wraps_and_saturates():
-    queue = ProjectionQueue(size=5, dim=2)
+def test_cosine_queue_is_fifo_wraps_and_saturates():
+    queue = ProjectionQueue(size=5, dim=2, neighbour="cosine")
     a, b = torch.randn(3, 2), torch.randn(3, 2)
     queue.push(a)
     assert (int(queue.pointer), int(queue.count)) == (3, 3)
@@ -214,8 +238,8 @@ def test_queue_state_is_saved_in_the_state_dict():
     assert model.queue.entries.shape == (SETTINGS["nnsiam"]["queue_size"], SETTINGS["nnsiam"]["proj_dim"])
 
 
-def test_queue_target_is_z_when_empty_and_a_filled_entry_otherwise():
-    queue = ProjectionQueue(size=6, dim=3)
+def test_cosine_queue_target_is_z_when_empty_and_a_filled_entry_otherwise():
+    queue = ProjectionQueue(size=6, dim=3, neighbour="cosine")
     z = torch.randn(4, 3, requires_grad=True)
     torch.testing.assert_close(queue.target(z), z.detach())
     stored = torch.randn(2, 3)
@@ -227,9 +251,58 @@ def test_queue_target_is_z_when_empty_and_a_filled_entry_otherwise():
         assert any(torch.allclose(row, entry) for entry in filled)  # never an unfilled (zero) slot
 
 
+def test_l2_queue_starts_full_of_random_unit_vectors_and_stores_raw_projections():
+    queue = ProjectionQueue(size=6, dim=4)  # the authors' search is the default
+    assert queue.neighbour == "l2" and int(queue.count) == 6
+    torch.testing.assert_close(queue.entries.norm(dim=1), torch.ones(6))
+    assert len({tuple(r) for r in queue.entries.tolist()}) == 6
+    z = torch.randn(2, 4) * 7
+    queue.push(z)
+    torch.testing.assert_close(queue.entries[:2], z)  # not normalised
+    assert (int(queue.pointer), int(queue.count)) == (2, 6)
+
+
+def test_l2_queue_target_is_the_entry_at_the_smallest_squared_distance():
+    queue = ProjectionQueue(size=20, dim=5)
+    queue.push(torch.randn(20, 5) * torch.rand(20, 1) * 4)  # norms vary: L2 and cosine disagree
+    z = torch.randn(6, 5, requires_grad=True)
+    target = queue.target(z)
+    assert not target.requires_grad
+    for row, found in zip(z.detach(), target):
+        best = min(range(20), key=lambda j: float((row - queue.entries[j]).square().sum()))
+        assert torch.equal(found, queue.entries[best])
+
+
+def test_unknown_neighbour_search_is_rejected_by_key():
+    with pytest.raises(ValueError, match="methods.nnsiam.neighbour"):
+        ProjectionQueue(size=4, dim=2, neighbour="dot")
+
+
 @torch.no_grad()
-def test_nnsiam_with_empty_queue_is_simsiam_and_training_enqueues():
-    nnsiam, simsiam = make("nnsiam", seed=3).train(), make("simsiam", seed=3).train()
+def test_l2_nnsiam_looks_up_before_enqueueing_only_z1():
+    model = make("nnsiam").train()
+    before = model.queue.entries.clone()
+    view1, view2 = views()
+    loss = model(view1, view2).loss
+    z1 = model.projector(model.backbone(view1))  # train mode: the same batch statistics as the step
+    z2 = model.projector(model.backbone(view2))
+    p1, p2 = model.predictor(z1), model.predictor(z2)
+
+    def nearest(z):
+        return before[torch.cdist(z, before).argmin(dim=1)]
+
+    expected = simsiam_loss(p1, p2, nearest(z1), nearest(z2))
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    torch.testing.assert_close(model.queue.entries[:len(view1)], z1)  # z1 enqueued, raw
+    torch.testing.assert_close(model.queue.entries[len(view1):], before[len(view1):])  # z2 not
+    assert int(model.queue.pointer) == len(view1)
+
+
+@torch.no_grad()
+def test_cosine_nnsiam_with_empty_queue_is_simsiam_and_training_enqueues():
+    torch.manual_seed(3)
+    nnsiam = build_method("nnsiam", tiny_backbone(), {**SETTINGS["nnsiam"], "neighbour": "cosine"}).train()
+    simsiam = make("simsiam", seed=3).train()
     view1, view2 = views()
     assert float(nnsiam(view1, view2).loss) == pytest.approx(float(simsiam(view1, view2).loss), rel=1e-6)
     assert int(nnsiam.queue.count) == len(view1)
@@ -239,11 +312,12 @@ def test_nnsiam_with_empty_queue_is_simsiam_and_training_enqueues():
 
 
 @torch.no_grad()
-def test_nnsiam_targets_are_the_neighbours_of_the_other_view():
-    model = make("nnsiam").train()
+def test_cosine_nnsiam_targets_are_the_neighbours_of_the_other_view():
+    torch.manual_seed(0)
+    model = build_method("nnsiam", tiny_backbone(), {**SETTINGS["nnsiam"], "neighbour": "cosine"}).train()
     stored = torch.randn(10, SETTINGS["nnsiam"]["proj_dim"])
     model.queue.push(stored)
-    reference = ProjectionQueue(10, stored.shape[1])  # the queue as it was before this step's push
+    reference = ProjectionQueue(10, stored.shape[1], "cosine")  # the queue as it was before this step's push
     reference.push(stored)
     view1, view2 = views()
     loss = model(view1, view2).loss
@@ -269,10 +343,10 @@ def test_running_stats_start_from_the_first_batch_then_average():
     first, second = torch.randn(50, 3) * 2 + 1, torch.randn(40, 3) - 4
     stats.update(first)
     torch.testing.assert_close(stats.mean, first.mean(0))
-    torch.testing.assert_close(stats.std, first.std(0, unbiased=False))
+    torch.testing.assert_close(stats.std, first.std(0))  # unbiased, as the authors' teacher_pred.std
     stats.update(second)
     torch.testing.assert_close(stats.mean, 0.75 * first.mean(0) + 0.25 * second.mean(0))
-    torch.testing.assert_close(stats.std, 0.75 * first.std(0, unbiased=False) + 0.25 * second.std(0, unbiased=False))
+    torch.testing.assert_close(stats.std, 0.75 * first.std(0) + 0.25 * second.std(0))
     assert int(stats.updates) == 2
 
 
@@ -283,14 +357,36 @@ def test_distillation_statistics_converge_to_the_teacher_output_on_a_fixed_strea
     steps = 8
     train(model, steps, batches=[shifted] + [fixed] * (steps - 1))
     with torch.no_grad():
-        out = torch.cat([model.teacher(fixed[0]), model.teacher(fixed[1])])
-        first = torch.cat([model.teacher(shifted[0]), model.teacher(shifted[1])])
+        out = model.teacher(fixed[0])  # one view per step: only view 1 feeds the statistics
+        first = model.teacher(shifted[0])
     # momentum 0.5: 7 updates on the fixed batch leave 0.5**7 < 1e-2 of the first batch's offset
     mean_gap = float((first.mean(0) - out.mean(0)).abs().max())
-    std_gap = float((first.std(0, unbiased=False) - out.std(0, unbiased=False)).abs().max())
+    std_gap = float((first.std(0) - out.std(0)).abs().max())
     assert mean_gap > 1e-2 and std_gap > 1e-2  # the first batch really starts elsewhere
     torch.testing.assert_close(model.stats.mean, out.mean(0), atol=mean_gap * 1e-2, rtol=1e-5)
-    torch.testing.assert_close(model.stats.std, out.std(0, unbiased=False), atol=std_gap * 1e-2, rtol=1e-5)
+    torch.testing.assert_close(model.stats.std, out.std(0), atol=std_gap * 1e-2, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_distillation_normalises_view1_with_the_statistics_before_this_batch():
+    model = make("distill").train()
+    model(*views(seed=5))  # the first batch sets the statistics
+    mean, std = model.stats.mean.clone(), model.stats.std.clone()
+    view1, view2 = views(seed=6)
+    loss = model(view1, view2).loss
+    target = (model.teacher(view1) - mean) / (std + 1e-6)
+    expected = F.mse_loss(model.head(model.backbone(view1)), target)
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    teacher_out = model.teacher(view1)
+    batch_std = teacher_out.std(0)
+    m = SETTINGS["distill"]["stats_momentum"]
+    torch.testing.assert_close(model.stats.mean, m * mean + (1 - m) * teacher_out.mean(0))
+    torch.testing.assert_close(model.stats.std, m * std + (1 - m) * batch_std)
+
+
+def test_distillation_statistics_default_to_the_authors_momentum():
+    schema = load_yaml(SCHEMA_PATH)
+    assert schema["properties"]["methods"]["properties"]["distill"]["properties"]["stats_momentum"]["default"] == 0.95
 
 
 def test_teacher_stays_frozen_in_eval_mode_and_out_of_the_optimiser():
@@ -387,7 +483,7 @@ def test_two_processes_gather_in_rank_order_and_shard_losses_average_to_the_glob
         assert result["rank_world"] == (rank, 2)
         torch.testing.assert_close(result["keys"], k)  # rank 0's rows first, then rank 1's
         torch.testing.assert_close(result["mean"], torch.full((2,), 0.5))
-        assert int(result["queue"]["count"]) == 2 * SHARD  # every process enqueued the global batch
+        assert int(result["queue"]["pointer"]) == 2 * SHARD  # every process enqueued the global batch
     shard_mean = (results[0]["loss"] + results[1]["loss"]) / 2
     torch.testing.assert_close(shard_mean, info_nce(q, k, TEMPERATURE))
     with torch.no_grad():

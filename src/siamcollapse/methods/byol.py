@@ -18,18 +18,19 @@ from .momentum import MomentumMethod
 
 @register("byol")
 class BYOL(MomentumMethod):
-    """Projector d -> hidden -> out and predictor out -> pred_dim -> out (BN+ReLU in the middle).
+    """Projector d -> hidden -> out and predictor out -> pred_dim -> out (BN+ReLU in the middle,
+    no biases), as the authors' ``autolearn/byol/builder.py``.
 
     Loss: ``byol_loss`` of each view's prediction against the target projection of the other
-    view, averaged over the two views (0 when aligned, 2 for orthogonal outputs).
+    view, summed over the two views as the authors do (0 when aligned, 4 for orthogonal outputs).
     """
 
     def __init__(self, backbone: nn.Module, settings: dict[str, Any], **context: Any) -> None:
         out = settings["proj_dim"]
         super().__init__(
             backbone,
-            projector=mlp([backbone.feature_dim, settings["proj_hidden_dim"], out]),
-            predictor=mlp([out, settings["pred_dim"], out]),
+            projector=mlp([backbone.feature_dim, settings["proj_hidden_dim"], out], last_bias=False),
+            predictor=mlp([out, settings["pred_dim"], out], last_bias=False),
             ema_momentum=settings["ema_momentum"],
         )
 
@@ -37,5 +38,5 @@ class BYOL(MomentumMethod):
         z1, p1 = self.encode(view1)
         _, p2 = self.encode(view2)
         t1, t2 = self.encode_target(view1), self.encode_target(view2)
-        loss = (byol_loss(p1, t2) + byol_loss(p2, t1)) / 2
+        loss = byol_loss(p1, t2) + byol_loss(p2, t1)
         return StepOutput(loss=loss, projections=z1)

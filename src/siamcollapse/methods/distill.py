@@ -3,7 +3,10 @@
 The student (a backbone plus ONE linear layer) regresses the frozen teacher's representation,
 normalised per dimension by running (EMA) estimates of the teacher output's mean and std. The
 paper uses it to ask whether a smaller network can hold a less collapsed representation than it
-learns by itself.
+learns by itself. As the authors' ``distill.py``: one view per step, the target is normalised with
+the statistics as they were before this batch, which then moves them by ``1 - stats_momentum``
+(0.05: momentum 0.95), std unbiased, ``1e-6`` added to it. The authors start the statistics at
+0 and 1 or from stored teacher representations; here the first batch sets them.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..training.distributed import all_reduce_mean
+from ..training.distributed import all_reduce_mean, rank_and_world
 from .base import Method, StepOutput, register
 from .losses import distillation_mse
 
@@ -36,12 +39,22 @@ class RunningStats(nn.Module):
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
 
     @torch.no_grad()
-    def update(self, x: torch.Tensor) -> None:
-        """Fold in the batch ``x`` (n x dim)."""
+    def batch_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-dimension mean and unbiased std of the global batch whose local rows are ``x``."""
         x = x.float()
         moments = all_reduce_mean(torch.stack([x.mean(dim=0), x.square().mean(dim=0)]))
         mean = moments[0]
-        std = (moments[1] - mean.square()).clamp_min(0).sqrt()
+        n = len(x) * rank_and_world()[1]
+        return mean, ((moments[1] - mean.square()).clamp_min(0) * (n / max(n - 1, 1))).sqrt()
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        """Fold in the batch ``x`` (n x dim)."""
+        self.fold(*self.batch_stats(x))
+
+    @torch.no_grad()
+    def fold(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Move the estimates towards a batch's ``mean`` and ``std`` (set them, for the first batch)."""
         # First batch: weight 0 on the (meaningless) initial buffers; no Python branch on a GPU tensor.
         m = torch.where(self.updates > 0, self.momentum, 0.0)
         self.mean.copy_(m * self.mean + (1 - m) * mean)
@@ -55,11 +68,12 @@ class Distill(Method):
 
     ``context["teacher"]`` is a module with ``.feature_dim``; it always stays in eval mode, takes
     no gradient and is left out of ``param_groups``. Loss: MSE between the student's prediction
-    and the normalised teacher output, averaged over both views (about 1 for a student that
-    predicts 0). The statistics update in training mode only, before the loss uses them.
+    on ``view1`` and the normalised teacher output of the same view (about 1 for a student that
+    predicts 0); ``view2`` is unused. The statistics update in training mode only, after the
+    target is normalised (the first batch, which has no statistics before it, uses its own).
     """
 
-    eps = 1e-5
+    eps = 1e-6
 
     def __init__(self, backbone: nn.Module, settings: dict[str, Any], **context: Any) -> None:
         super().__init__()
@@ -79,13 +93,18 @@ class Distill(Method):
 
     def forward(self, view1: torch.Tensor, view2: torch.Tensor) -> StepOutput:
         with torch.no_grad():
-            t1, t2 = self.teacher(view1), self.teacher(view2)
+            target = self.teacher(view1)
+        batch_mean, batch_std = self.stats.batch_stats(target)
+        # The statistics before this batch; the first batch has none, so it uses its own
+        # (torch.where, not a Python branch on a GPU tensor: no sync per step).
+        first = self.stats.updates == 0
+        mean = torch.where(first, batch_mean, self.stats.mean)
+        std = torch.where(first, batch_std, self.stats.std)
         if self.training:
-            self.stats.update(torch.cat([t1, t2]))
-        p1, p2 = self.head(self.backbone(view1)), self.head(self.backbone(view2))
-        mean, std = self.stats.mean, self.stats.std
-        loss = (distillation_mse(p1, t1, mean, std, self.eps) + distillation_mse(p2, t2, mean, std, self.eps)) / 2
-        return StepOutput(loss=loss, projections=p1)
+            self.stats.fold(batch_mean, batch_std)
+        prediction = self.head(self.backbone(view1))
+        loss = distillation_mse(prediction, target, mean, std, self.eps)
+        return StepOutput(loss=loss, projections=prediction)
 
     def param_groups(self) -> list[dict[str, Any]]:
         student = [p for m in (self.backbone, self.head) for p in m.parameters() if p.requires_grad]

@@ -48,14 +48,27 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, temperature: float, offset: int =
     return F.cross_entropy(logits, labels) * (2 * temperature)
 
 
-@torch.no_grad()
-def nearest_neighbours(z: torch.Tensor, queue: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-    """For each row of ``z``, the row of ``queue`` with the highest cosine similarity (no gradient).
+NEIGHBOUR_METRICS = ("l2", "cosine")
 
-    ``valid`` (bool, one per queue row) restricts the search to those rows. Returns a tensor
-    shaped like ``z`` (rows taken from ``queue``, in ``z``'s dtype).
+
+@torch.no_grad()
+def nearest_neighbours(z: torch.Tensor, queue: torch.Tensor, valid: torch.Tensor | None = None,
+                       metric: str = "cosine") -> torch.Tensor:
+    """For each row of ``z``, the closest row of ``queue`` (no gradient).
+
+    ``metric`` 'cosine': highest cosine similarity; 'l2': smallest squared Euclidean distance
+    between the unnormalised vectors (the NNSiam authors' search). ``valid`` (bool, one per queue
+    row) restricts the search to those rows. Returns a tensor shaped like ``z`` (rows taken from
+    ``queue``, in ``z``'s dtype).
     """
-    similarity = F.normalize(z.float(), dim=-1) @ F.normalize(queue.float(), dim=-1).T
+    if metric == "cosine":
+        similarity = F.normalize(z.float(), dim=-1) @ F.normalize(queue.float(), dim=-1).T
+    elif metric == "l2":
+        q = queue.float()
+        # -|z - q|^2 up to the per-row constant |z|^2, which does not change the arg-max.
+        similarity = 2 * z.float() @ q.T - q.square().sum(dim=1)
+    else:
+        raise ValueError(f"unknown neighbour metric {metric!r}; choose one of {', '.join(NEIGHBOUR_METRICS)}")
     if valid is not None:
         similarity = similarity.masked_fill(~valid, float("-inf"))
     return queue[similarity.argmax(dim=1)].to(z.dtype)

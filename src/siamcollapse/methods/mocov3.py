@@ -22,8 +22,9 @@ from .momentum import MomentumMethod
 
 @register("mocov3")
 class MoCoV3(MomentumMethod):
-    """As the authors' code: projector d -> hidden -> out on ResNets (a ViT gets a third layer,
-    d -> hidden -> hidden -> out), ending in an affine-free BN; predictor out -> pred_dim -> out.
+    """As the authors' code (MoCo-v3's ``builder.py``): projector d -> hidden -> out on ResNets (a
+    ViT gets a third layer, d -> hidden -> hidden -> out), ending in an affine-free BN; predictor
+    out -> pred_dim -> out, which on a ViT also ends in an affine-free BN. No linear layer has a bias.
 
     The loss is symmetric over the two views; each term is ``info_nce`` (2 * temperature *
     cross-entropy), so a perfect model scores 0.
@@ -31,11 +32,12 @@ class MoCoV3(MomentumMethod):
 
     def __init__(self, backbone: nn.Module, settings: dict[str, Any], **context: Any) -> None:
         hidden, out = settings["proj_hidden_dim"], settings["proj_dim"]
-        hidden_layers = [hidden, hidden] if isinstance(backbone, ViTSmall) else [hidden]
+        vit = isinstance(backbone, ViTSmall)
+        hidden_layers = [hidden, hidden] if vit else [hidden]
         super().__init__(
             backbone,
-            projector=mlp([backbone.feature_dim, *hidden_layers, out], last_bn=True),
-            predictor=mlp([out, settings["pred_dim"], out]),
+            projector=mlp([backbone.feature_dim, *hidden_layers, out], last_bn=True, last_bias=False),
+            predictor=mlp([out, settings["pred_dim"], out], last_bn=vit, last_bias=False),
             ema_momentum=settings["ema_momentum"],
         )
         self.temperature = settings["temperature"]

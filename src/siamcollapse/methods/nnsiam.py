@@ -15,24 +15,34 @@ from torch import nn
 
 from ..training.distributed import gather
 from .base import StepOutput, register
-from .losses import nearest_neighbours, simsiam_loss
+from .losses import NEIGHBOUR_METRICS, nearest_neighbours, simsiam_loss
 from .simsiam import SimSiam
 
 
 class ProjectionQueue(nn.Module):
-    """A FIFO queue of ``size`` L2-normalised ``dim``-d projections, kept in buffers.
+    """A FIFO queue of ``size`` ``dim``-d projections, kept in buffers, searched by ``neighbour``.
 
+    'l2' (the NNSiam authors'): entries are the raw projections, the queue starts full of random
+    unit vectors and the nearest entry is the one at the smallest squared L2 distance. 'cosine':
+    entries are L2-normalised, the queue starts empty (only filled entries are searched, and an
+    empty queue returns ``z`` itself) and the nearest entry has the highest cosine similarity.
     ``pointer`` is where the next entry is written (wrapping around); ``count`` is how many entries
-    are filled (saturating at ``size``). Entries ``[0, count)`` are valid, since writing starts at 0.
+    are valid (saturating at ``size``; entries ``[0, count)``, since writing starts at 0).
     """
 
-    def __init__(self, size: int, dim: int) -> None:
+    def __init__(self, size: int, dim: int, neighbour: str = "l2") -> None:
         super().__init__()
         if size < 1:
             raise ValueError(f"queue_size must be at least 1, got {size}")
-        self.register_buffer("entries", torch.zeros(size, dim))
+        if neighbour not in NEIGHBOUR_METRICS:
+            raise ValueError(f"unknown methods.nnsiam.neighbour {neighbour!r}; choose one of "
+                             f"{', '.join(NEIGHBOUR_METRICS)}")
+        self.neighbour = neighbour
+        filled = neighbour == "l2"
+        start = F.normalize(torch.randn(size, dim), dim=-1) if filled else torch.zeros(size, dim)
+        self.register_buffer("entries", start)
         self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
-        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+        self.register_buffer("count", torch.tensor(size if filled else 0, dtype=torch.long))
 
     @property
     def size(self) -> int:
@@ -44,8 +54,11 @@ class ProjectionQueue(nn.Module):
 
     @torch.no_grad()
     def push(self, z: torch.Tensor) -> None:
-        """Enqueue the rows of ``z`` (normalised, detached), overwriting the oldest entries."""
-        z = F.normalize(z.detach().float(), dim=-1)[-self.size:].to(self.entries.dtype)
+        """Enqueue the rows of ``z`` (detached; normalised for 'cosine'), overwriting the oldest entries."""
+        z = z.detach().float()
+        if self.neighbour == "cosine":
+            z = F.normalize(z, dim=-1)
+        z = z[-self.size:].to(self.entries.dtype)
         slots = (self.pointer + torch.arange(len(z), device=self.entries.device)) % self.size
         self.entries[slots] = z
         self.pointer.copy_((self.pointer + len(z)) % self.size)
@@ -53,9 +66,9 @@ class ProjectionQueue(nn.Module):
 
     @torch.no_grad()
     def target(self, z: torch.Tensor) -> torch.Tensor:
-        """Nearest filled entry to each row of ``z`` (no gradient); ``z`` itself while the queue is empty."""
+        """Nearest valid entry to each row of ``z`` (no gradient); ``z`` itself while no entry is valid."""
         # Masks and torch.where rather than Python branches on ``count``: no GPU->CPU sync per step.
-        neighbours = nearest_neighbours(z, self.entries, self.valid())
+        neighbours = nearest_neighbours(z, self.entries, self.valid(), self.neighbour)
         return torch.where(self.count > 0, neighbours, z.detach())
 
 
@@ -64,13 +77,14 @@ class NNSiam(SimSiam):
     """SimSiam's heads and parameter groups plus a queue of ``queue_size`` projections.
 
     Loss: SimSiam's negative cosine of p1 against the neighbour of z2 and of p2 against the
-    neighbour of z1 (in [-1, 1]). In training mode the gathered z1 of the global batch is
-    enqueued after the loss is computed, so a batch never retrieves itself.
+    neighbour of z1 (in [-1, 1]). As the authors: neighbours are looked up before the queue is
+    updated, and in training mode only the gathered z1 of the global batch is enqueued, so a
+    batch never retrieves itself. ``settings["neighbour"]`` picks the search (see ProjectionQueue).
     """
 
     def __init__(self, backbone: nn.Module, settings: dict[str, Any], **context: Any) -> None:
         super().__init__(backbone, settings, **context)
-        self.queue = ProjectionQueue(settings["queue_size"], settings["proj_dim"])
+        self.queue = ProjectionQueue(settings["queue_size"], settings["proj_dim"], settings.get("neighbour", "l2"))
 
     def forward(self, view1: torch.Tensor, view2: torch.Tensor) -> StepOutput:
         z1 = self.projector(self.backbone(view1))

@@ -3,6 +3,12 @@
 The backbone's forward returns the pooled representation the paper analyses (the classifier is
 removed) and ``.feature_dim`` is its size: 512 for ResNet-18/34 and 2048 for ResNet-50 at width 64,
 ``width * 8`` with basic blocks and ``width * 32`` with bottleneck blocks in general, 384 for ViT-Small.
+The paper's variants are the authors' (``resnet_variants.py``): ResNet-18 with bottleneck blocks
+keeps its 2048-d output and widens only the bottleneck (``width_per_group`` 64/96/128), and
+ResNet-50 without bottlenecks is a basic-block [5, 6, 9, 4] network (512-d at width 64).
+Trained runs use ``zero_init_residual`` (SimSiam's recipe); a random-init baseline must not:
+with the last BN of every residual branch zeroed an untrained ResNet is little more than its stem
+and downsample convolutions.
 ``backbone_from_config`` builds one from the config's ``model`` section, reading only the keys of
 its family (``MODEL_KEYS``). ``family`` and ``model_name`` (the short id used in result tables) are
 re-exported from the torch-free ``naming`` module.
@@ -23,6 +29,8 @@ from .vit import build_vit
 
 # Stage layouts of torchvision's ResNets and the residual block each uses by default.
 _LAYOUTS = {"resnet18": [2, 2, 2, 2], "resnet34": [3, 4, 6, 3], "resnet50": [3, 4, 6, 3]}
+# The authors' ResNet-50 without bottlenecks: basic blocks, 2 x (5 + 6 + 9 + 4) + 2 = 50 layers.
+_BASIC_LAYOUTS = {"resnet50": [5, 6, 9, 4]}
 _OWN_BLOCK = {"resnet18": "basic", "resnet34": "basic", "resnet50": "bottleneck"}
 Block = type[resnet.BasicBlock | resnet.Bottleneck]
 _BLOCKS: dict[str, Block] = {
@@ -47,8 +55,8 @@ def _check_arch(arch: str) -> str:
 class _ResNet(resnet.ResNet):
     """torchvision's ResNet with ``width`` channels in its first stage (64 = the standard)."""
 
-    def __init__(self, block, layers, width: int, zero_init_residual: bool) -> None:
-        super().__init__(block, layers, zero_init_residual=zero_init_residual)
+    def __init__(self, block, layers, width: int, zero_init_residual: bool, width_per_group: int = 64) -> None:
+        super().__init__(block, layers, zero_init_residual=zero_init_residual, width_per_group=width_per_group)
         if width == STANDARD_WIDTH:
             return
         # Rebuild the layers with scaled widths; torchvision hard-codes 64/128/256/512.
@@ -83,21 +91,34 @@ def resnet_block(arch: str, block: str = "default") -> Block:
     return _BLOCKS[_OWN_BLOCK[arch] if block == "default" else block]
 
 
+def resnet_layout(arch: str, block: str = "default") -> list[int]:
+    """Blocks per stage: ``arch``'s own, except the authors' basic-block ResNet-50 ([5, 6, 9, 4])."""
+    if block == "basic" and _OWN_BLOCK[arch] != "basic":
+        return list(_BASIC_LAYOUTS[arch])
+    return list(_LAYOUTS[arch])
+
+
 def build_backbone(arch: str = "resnet18", width: int = STANDARD_WIDTH, stem: str = "imagenet",
-                   block: str = "default") -> nn.Module:
+                   block: str = "default", width_per_group: int = STANDARD_WIDTH,
+                   zero_init_residual: bool = True) -> nn.Module:
     """A ResNet whose forward returns the pooled feature vector; ``.feature_dim`` gives its size.
 
-    ``block`` keeps ``arch``'s stage layout but swaps its residual block: 'bottleneck' on resnet18
-    gives 2048-d features at width 64 (3072 at 96, 4096 at 128); 'basic' on resnet50 gives
-    ``width * 8`` (width 256 keeps 2048-d).
+    ``block`` swaps the residual block: 'bottleneck' on resnet18 gives 2048-d features at width 64
+    with ``width_per_group`` (torchvision's: the bottleneck's inner width at width 64) widening only
+    the inside of each block (the paper's 64/96/128); 'basic' on resnet50 is the authors' [5, 6, 9, 4]
+    basic-block network (``width * 8``, 512-d). ``zero_init_residual=False`` is torchvision's
+    standard initialisation, for untrained baselines.
     """
     if _check_arch(arch) != "resnet":
         raise ValueError(f"build_backbone builds ResNets; build {arch!r} with backbone_from_config")
     block_cls = resnet_block(arch, block)
-    net = _ResNet(block_cls, _LAYOUTS[arch], width, zero_init_residual=True)
+    if width_per_group != STANDARD_WIDTH and block_cls is not resnet.Bottleneck:
+        raise ValueError(f"model.width_per_group {width_per_group} needs bottleneck blocks (model.block: bottleneck "
+                         f"or a ResNet-50); basic blocks have no inner width")
+    net = _ResNet(block_cls, resnet_layout(arch, block), width, zero_init_residual, width_per_group)
     if stem == "small":
         net.conv1 = nn.Conv2d(3, width, kernel_size=3, stride=1, padding=1, bias=False)
-        nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")  # torchvision's conv init
         net.maxpool = nn.Identity()
     elif stem != "imagenet":
         raise ValueError(f"unknown model.stem {stem!r}; choose 'imagenet' or 'small'")
@@ -118,14 +139,16 @@ def model_settings(model: dict[str, Any]) -> dict[str, Any]:
     return {key: merged[key] for key in MODEL_KEYS[_check_arch(merged["arch"])] if key in merged}
 
 
-def backbone_from_config(model: dict[str, Any]) -> nn.Module:
+def backbone_from_config(model: dict[str, Any], zero_init_residual: bool = True) -> nn.Module:
     """The backbone described by a config's ``model`` section; keys of the other family are ignored.
 
-    A ViT also needs ``image_size`` (the dataset's, injected by the pipeline).
+    A ViT also needs ``image_size`` (the dataset's, injected by the pipeline). ``zero_init_residual``
+    applies to ResNets: True for training (SimSiam's recipe), False for a random-init baseline.
     """
     settings = model_settings(model)
     if family(settings["arch"]) == "resnet":
-        return build_backbone(settings["arch"], settings["width"], settings["stem"], settings["block"])
+        return build_backbone(settings["arch"], settings["width"], settings["stem"], settings["block"],
+                              settings["width_per_group"], zero_init_residual)
     if "image_size" not in settings:
         raise ValueError(f"model.image_size is required for {settings['arch']} (the dataset's image size)")
     return build_vit(settings["image_size"], settings["patch_size"], settings["depth"], settings["heads"],
@@ -146,5 +169,5 @@ def count_parameters(module: nn.Module) -> int:
 
 
 __all__ = ["ARCHS", "BLOCKS", "MODEL_KEYS", "RESNET_ARCHS", "STANDARD_WIDTH", "VIT_ARCHS", "backbone_from_config",
-           "build_backbone", "count_parameters", "family", "model_name", "model_settings", "resnet_block",
+           "build_backbone", "count_parameters", "family", "model_name", "model_settings", "resnet_block", "resnet_layout",
            "state_fingerprint"]

@@ -12,22 +12,24 @@ from itertools import pairwise
 from torch import nn
 
 
-def mlp(dims: Sequence[int], last_bn: bool = False) -> nn.Sequential:
+def mlp(dims: Sequence[int], last_bn: bool = False, last_bias: bool = True) -> nn.Sequential:
     """Linear layers ``dims[0] -> dims[1] -> ... -> dims[-1]`` with BN+ReLU after every hidden layer.
 
     Hidden linear layers have no bias (the BN after them cancels it). The last linear layer has a
-    bias; with ``last_bn`` it is followed by an affine-free BN and its bias is frozen, since that
-    BN cancels it too. ``mlp([a, b, c])`` = Linear(a, b), BN(b), ReLU, Linear(b, c).
+    bias unless ``last_bias`` is False (MoCo-v3's and BYOL's heads: no linear layer has one); with
+    ``last_bn`` it is followed by an affine-free BN and a bias is frozen, since that BN cancels it
+    too (SimSiam's projector). ``mlp([a, b, c])`` = Linear(a, b), BN(b), ReLU, Linear(b, c).
     """
     if len(dims) < 2:
         raise ValueError(f"an MLP needs at least an input and an output dimension, got {list(dims)}")
     layers: list[nn.Module] = []
     for d_in, d_out in pairwise(dims[:-1]):
         layers += [nn.Linear(d_in, d_out, bias=False), nn.BatchNorm1d(d_out), nn.ReLU(inplace=True)]
-    last = nn.Linear(dims[-2], dims[-1])
+    last = nn.Linear(dims[-2], dims[-1], bias=last_bias)
     layers.append(last)
     if last_bn:
-        last.bias.requires_grad = False
+        if last_bias:
+            last.bias.requires_grad = False
         layers.append(nn.BatchNorm1d(dims[-1], affine=False))
     return nn.Sequential(*layers)
 

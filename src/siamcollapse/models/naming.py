@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-RESNET_KEYS = ("arch", "block", "width", "stem")
+RESNET_KEYS = ("arch", "block", "width", "stem", "width_per_group")
 VIT_KEYS = ("arch", "patch_size", "depth", "heads", "freeze_patch_embed", "image_size")
-_DEFAULTS = {"block": "default", "width": 64, "depth": 12, "heads": 6, "patch_size": 16}
+_DEFAULTS = {"block": "default", "width": 64, "width_per_group": 64, "depth": 12, "heads": 12, "patch_size": 16}
 
 
 def family(arch: str) -> str:
@@ -28,11 +28,12 @@ def relevant_model(model: dict[str, Any], image_size: int) -> dict[str, Any]:
 
 
 def model_name(model: dict[str, Any]) -> str:
-    """A short id of a backbone for tables: 'resnet18', 'resnet18-bottleneck-w96', 'vit_small-d6-h3'."""
+    """A short id of a backbone for tables: 'resnet18', 'resnet18-bottleneck-g96', 'vit_small-d6-h3'."""
     value = {**_DEFAULTS, **model}
     if family(value["arch"]) == "vit":
-        parts = [f"d{value['depth']}" if value["depth"] != 12 else "", f"h{value['heads']}" if value["heads"] != 6 else "",
+        parts = [f"d{value['depth']}" if value["depth"] != 12 else "", f"h{value['heads']}" if value["heads"] != 12 else "",
                  f"p{value['patch_size']}" if value["patch_size"] != 16 else ""]
     else:
-        parts = [value["block"] if value["block"] != "default" else "", f"w{value['width']}" if value["width"] != 64 else ""]
+        parts = [value["block"] if value["block"] != "default" else "", f"w{value['width']}" if value["width"] != 64 else "",
+                 f"g{value['width_per_group']}" if value["width_per_group"] != 64 else ""]
     return "-".join([value["arch"], *[p for p in parts if p]])

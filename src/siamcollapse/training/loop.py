@@ -153,8 +153,11 @@ def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None
     files.run_dir.mkdir(parents=True, exist_ok=True)
     hp = settings["pretrain"]
     _seed_everything(hp["seed"])
-    backbone = backbone_from_config(settings["model"])
-    if settings["run"]["method"] == RANDOM_INIT:
+    random_init = settings["run"]["method"] == RANDOM_INIT
+    # A floor is the network before training: torchvision's standard init, not SimSiam's zero-init
+    # residual, which silences most residual branches of an untrained ResNet.
+    backbone = backbone_from_config(settings["model"], zero_init_residual=not random_init)
+    if random_init:
         _write_log(files.log, [])
         return _finish(files, backbone, settings, epochs_trained=0)
 
