@@ -22,7 +22,7 @@ from siamcollapse.stages import linear_probe as linear_probe_stage
 from siamcollapse.training import loop
 from siamcollapse.training.checkpoint import RESUME_NAME, load_backbone
 
-STAGES = ["prepare-data", "make-subset", "pretrain", "extract", "linear-probe", "augmented-probe", "knn", "collect", "plot"]
+STAGES = ["prepare-data", "make-subset", "pretrain", "extract", "extract-pixels", "linear-probe", "augmented-probe", "knn", "collect", "plot"]
 
 
 def tiny_experiment(data_root: Path, out: Path) -> dict[str, Any]:
@@ -119,12 +119,14 @@ def test_pretrain_writes_checkpoint_log_and_resolved_settings(pipeline: Pipeline
     run_dir = pipeline.run_dir
     _backbone, meta = load_backbone(run_dir / "checkpoint.pt")
     assert meta["epochs_trained"] == 2 and meta["run"]["run"] == "tiny-100pct"
-    assert meta["model"] == {"arch": "resnet18", "block": "default", "width": 8, "stem": "imagenet"}
+    config = load_experiment([pipeline.config])
+    assert meta["model"] == plan.expand_runs(config)["tiny-100pct"].model  # the resolved ResNet keys
+    assert {k: meta["model"][k] for k in ("arch", "width", "stem")} == {"arch": "resnet18", "width": 8, "stem": "imagenet"}
     log = (run_dir / "train_log.csv").read_text().splitlines()
     assert log[0].split(",") == loop.LOG_COLUMNS and len(log) == 3
     info = read_json(run_dir / "run.json")
     assert info["method"] == "simsiam" and info["group"] == "tiny" and info["dataset_fraction"] == 1.0
-    config = load_experiment([pipeline.config])
+    assert info["seed"] == 0 and info["seed_group"] == "tiny-100pct"  # no seeds listed: today's name
     expected = plan.pretrain_settings(config, plan.expand_runs(config)["tiny-100pct"])
     assert yaml.safe_load((run_dir / "config.yaml").read_text()) == expected  # the settings it really used
     assert expected["pretrain"]["proj_dim"] == 32 and expected["pretrain"]["epochs"] == 2
@@ -359,3 +361,49 @@ def test_pretrain_refuses_the_subset_of_another_fraction(tiny_dataset: Path, tmp
                    "--subset", tmp_path / "full.json", "--out-dir", tmp_path / "run")
     assert code == 2
     assert "fraction 1" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_the_raw_pixel_floor_extracts_pixels_and_is_probed_without_a_checkpoint(tiny_dataset: Path, tmp_path: Path,
+                                                                                 pipeline: Pipeline, capsys):
+    config = write_config(tmp_path, tiny_dataset, {"raw_pixels": {"max_side": 8}})
+    out = tmp_path / "raw-pixels"
+    assert run_cli("extract-pixels", "--config", config, "--data-root", tiny_dataset, "--features-dir", out / "features",
+                   "--spectrum", out / "spectrum.csv", "--summary", out / "spectrum.json", "--info", out / "run.json") == 0
+    train = np.load(out / "features" / "train.npy")
+    assert train.shape == (30, 3 * 8 * 8)  # 32 px area-downsampled to 8 x 8, flattened
+    meta = read_json(out / "features" / "meta.json")
+    assert meta["source"] == "raw-pixels" and meta["dim"] == 192
+    # the features are the normalised eval-transformed pixels, pooled: an image's mean over pixels is kept
+    from siamcollapse.data.augment import eval_transform
+    from siamcollapse.data.sources import load_split
+    from siamcollapse.evaluation.features import MEAN, STD
+
+    images = load_split("embedded", tiny_dataset, "train", 32).images[:2]
+    pixels = eval_transform(images, 32, MEAN, STD)
+    np.testing.assert_allclose(train[:2].reshape(2, 3, 64).mean(-1), pixels.mean((-1, -2)).numpy(), rtol=1e-5, atol=1e-5)
+    info = read_json(out / "run.json")
+    assert info["run"] == info["method"] == plan.RAW_PIXELS and info["pixels_side"] == 8
+    assert read_spectrum(out / "spectrum.csv").size == 192
+    # the cached probe takes no checkpoint for pixels, and refuses one
+    assert run_cli("linear-probe", "--config", config, "--features-dir", out / "features",
+                   "--out", out / "linear_probe.json") == 0
+    result = read_json(out / "linear_probe.json")
+    assert 0 <= result["linear_top1"] <= 100 and result["backbone_fingerprint"] is None and result["num_classes"] == 10
+    capsys.readouterr()
+    assert run_cli("linear-probe", "--config", config, "--checkpoint", pipeline.run_dir / "checkpoint.pt",
+                   "--features-dir", out / "features", "--out", tmp_path / "x.json") == 2
+    assert "raw pixels" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
+
+
+def test_backbone_features_still_need_their_checkpoint(pipeline: Pipeline, tmp_path: Path, capsys):
+    assert run_cli("linear-probe", "--config", pipeline.config, "--features-dir", pipeline.run_dir / "features",
+                   "--out", tmp_path / "x.json") == 2
+    assert "give its --checkpoint" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
+
+
+def test_extract_pixels_of_a_config_without_the_floor_names_the_run(tiny_dataset: Path, tmp_path: Path, capsys):
+    config = write_config(tmp_path, tiny_dataset, {"random_init_baseline": False})
+    out = tmp_path / "raw"
+    assert run_cli("extract-pixels", "--config", config, "--data-root", tiny_dataset, "--features-dir", out / "features",
+                   "--spectrum", out / "s.csv", "--summary", out / "s.json", "--info", out / "run.json") == 2
+    assert "raw-pixels" in capsys.readouterr().err and not out.exists()
