@@ -368,7 +368,8 @@ def test_the_raw_pixel_floor_extracts_pixels_and_is_probed_without_a_checkpoint(
     config = write_config(tmp_path, tiny_dataset, {"raw_pixels": {"max_side": 8}})
     out = tmp_path / "raw-pixels"
     assert run_cli("extract-pixels", "--config", config, "--data-root", tiny_dataset, "--features-dir", out / "features",
-                   "--spectrum", out / "spectrum.csv", "--summary", out / "spectrum.json", "--info", out / "run.json") == 0
+                   "--spectrum", out / "spectrum.csv", "--summary", out / "spectrum.json", "--info", out / "run.json",
+                   "--settings", out / "config.yaml") == 0
     train = np.load(out / "features" / "train.npy")
     assert train.shape == (30, 3 * 8 * 8)  # 32 px area-downsampled to 8 x 8, flattened
     meta = read_json(out / "features" / "meta.json")
@@ -383,6 +384,7 @@ def test_the_raw_pixel_floor_extracts_pixels_and_is_probed_without_a_checkpoint(
     np.testing.assert_allclose(train[:2].reshape(2, 3, 64).mean(-1), pixels.mean((-1, -2)).numpy(), rtol=1e-5, atol=1e-5)
     info = read_json(out / "run.json")
     assert info["run"] == info["method"] == plan.RAW_PIXELS and info["pixels_side"] == 8
+    assert yaml.safe_load((out / "config.yaml").read_text())["raw_pixels"]["max_side"] == 8
     assert read_spectrum(out / "spectrum.csv").size == 192
     # the cached probe takes no checkpoint for pixels, and refuses one
     assert run_cli("linear-probe", "--config", config, "--features-dir", out / "features",
@@ -405,5 +407,6 @@ def test_extract_pixels_of_a_config_without_the_floor_names_the_run(tiny_dataset
     config = write_config(tmp_path, tiny_dataset, {"random_init_baseline": False})
     out = tmp_path / "raw"
     assert run_cli("extract-pixels", "--config", config, "--data-root", tiny_dataset, "--features-dir", out / "features",
-                   "--spectrum", out / "s.csv", "--summary", out / "s.json", "--info", out / "run.json") == 2
+                   "--spectrum", out / "s.csv", "--summary", out / "s.json", "--info", out / "run.json",
+                   "--settings", out / "config.yaml") == 2
     assert "raw-pixels" in capsys.readouterr().err and not out.exists()

@@ -116,9 +116,10 @@ def test_dvc_repro_reruns_only_invalidated_stages_and_snakemake_agrees(project):
                                   *[f"linear_probe-{run}" for run in runs]}
 
     edit_yaml(project / "configs/test.yaml", ("runs.simsiam-resnet18-decaypred.pretrain.epochs", 1))
-    edited = "simsiam-resnet18-decaypred-100pct"
-    assert dvc_repro(project) == {CHECK_STAGE, "collect_tables", "plot_figures", f"pretrain-{edited}",
-                                  f"extract_features-{edited}", f"linear_probe-{edited}", f"knn-{edited}"}
+    edited = ["simsiam-resnet18-decaypred-100pct-s0", "simsiam-resnet18-decaypred-100pct-s1"]  # both seeds
+    assert dvc_repro(project) == {CHECK_STAGE, "collect_tables", "plot_figures",
+                                  *[f"{stage}-{run}" for run in edited
+                                    for stage in ("pretrain", "extract_features", "linear_probe", "knn")]}
 
     # Snakemake finds DVC's outputs valid: nothing to redo in the same tree.
     dry_run = in_project(project, "snakemake", "-n", "--configfile", "configs/test.yaml")

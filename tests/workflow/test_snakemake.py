@@ -46,9 +46,12 @@ def test_dry_run_lists_every_stage(config_name, workdir):
     runs = plan.expand_runs(load_experiment(configfiles))  # the plan's own expansion is unit-tested
     students = [run for run in runs.values() if run.teacher is not None]
     baselines = [run for run in runs.values() if run.is_baseline]
+    pixels = [run for run in runs.values() if run.is_raw_pixels]  # no pretraining, no backbone
     assert counts.get("distill", 0) == len(students) and counts.get("random_init", 0) == len(baselines)
-    assert counts["pretrain"] == len(runs) - len(students) - len(baselines)
-    assert counts["extract_features"] == len(runs)
+    assert counts["pretrain"] == len(runs) - len(students) - len(baselines) - len(pixels)
+    assert counts["extract_features"] == len(runs) - len(pixels)
+    assert counts.get("extract_raw_pixels", 0) == len(pixels)
+    assert counts["knn"] == len(runs)
     snapshots = sum(len(plan.snapshot_epochs(runs, name)) for name in runs)
     assert counts.get("pretrain_segment", 0) == snapshots
 
@@ -79,16 +82,22 @@ def check_results_of_the_test_config(project: Path) -> None:
     assert {"run", "method", "arch", "dataset_fraction", "strategy", "auc", "linear_top1", "knn_top1"} <= set(table)
     assert sorted(table["run"]) == sorted(runs_of_test_config())
     assert table["auc"].between(0.5, 1.0).all() and table["linear_top1"].between(0, 100).all()
-    assert set(table["method"]) == {"simsiam", "mocov3", "distill", "random-init"}
+    assert set(table["method"]) == {"simsiam", "mocov3", "distill", "random-init", "raw-pixels"}
+    seeded = table[table["seed_group"] == "simsiam-resnet18-decaypred-100pct"]
+    assert sorted(seeded["seed"]) == [0, 1]  # one run per listed seed, each with its seed
     assert set(table["strategy"]) == {"iid", "single-pass", "hybrid", "none"}
     for name in FIGURE_NAMES:
         assert (out / "figures" / name).read_bytes()[:4] == b"\x89PNG"
     for name in TABLE_FILES:
         assert (out / "tables" / name).stat().st_size > 0
-    assert "simsiam-resnet18-50pct" in (out / "tables" / "runs.md").read_text()
+    summary = (out / "tables" / "runs.md").read_text()
+    assert "simsiam-resnet18-50pct" in summary and "**Floors**" in summary and "chance 10.0 %" in summary
+    row = next(line for line in summary.splitlines() if line.startswith("| simsiam-resnet18-decaypred-100pct |"))
+    assert "| 2 | 0, 1 |" in row and " ± " in row  # the two seeds folded into mean ± sd
     for run in table["run"]:
         assert (out / "runs" / run / "config.yaml").is_file()  # every run keeps its resolved settings
-        assert (out / "logs" / "pretrain" / f"{run}.log").is_file()
+        stage = "extract" if run == plan.RAW_PIXELS else "pretrain"
+        assert (out / "logs" / stage / f"{run}.log").is_file()
 
     in_project(project, "snakemake", "--configfile", "configs/test.yaml", "--report", "report.html")
     html = (project / "report.html").read_text(errors="replace")
@@ -125,9 +134,9 @@ def test_snakemake_reruns_only_invalidated_stages_and_dvc_commit_records_its_wor
 
     edit_yaml(project / "configs/test.yaml", ("runs.simsiam-resnet18-decaypred.pretrain.epochs", 1))
     jobs, runs = planned(project)
-    assert runs == {"simsiam-resnet18-decaypred-100pct"}
-    assert jobs == {"pretrain": 1, "extract_features": 1, "linear_probe": 1, "knn": 1, "collect_tables": 1,
-                    "plot_figures": 1, "all": 1, "total": 7}
+    assert runs == {"simsiam-resnet18-decaypred-100pct-s0", "simsiam-resnet18-decaypred-100pct-s1"}  # both seeds
+    assert jobs == {"pretrain": 2, "extract_features": 2, "linear_probe": 2, "knn": 2, "collect_tables": 1,
+                    "plot_figures": 1, "all": 1, "total": 11}
     in_project(project, *run)
 
     # The hybrid run and the rest of its single-pass run continue the epoch-1 state: redoing it

@@ -40,6 +40,7 @@ rule extract_raw_pixels:
         spectrum=OUT / "runs" / "{run}" / "spectrum.csv",
         metrics=OUT / "runs" / "{run}" / "spectrum.json",
         info=OUT / "runs" / "{run}" / "run.json",
+        settings=OUT / "runs" / "{run}" / "config.yaml",
     params:
         config=CONFIG_ARGS,
         settings=settings_of("extract_raw_pixels"),
@@ -53,7 +54,8 @@ rule extract_raw_pixels:
         **resources_of("extract"),
     shell:
         "siamcollapse extract-pixels {params.config} --data-root {input.data} --features-dir {params.features_dir}"
-        " --spectrum {output.spectrum} --summary {output.metrics} --info {output.info} --log {log}"
+        " --spectrum {output.spectrum} --summary {output.metrics} --info {output.info}"
+        " --settings {output.settings} --log {log}"
 
 
 def probe_inputs(wildcards):

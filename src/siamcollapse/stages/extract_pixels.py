@@ -3,7 +3,8 @@
 No backbone and no checkpoint: the features are the normalised eval-transformed images, area-
 downsampled to ``raw_pixels.max_side`` when larger, flattened (``evaluation.features.RawPixels``).
 The linear probe and kNN stages then run on them as on any run's features. The run record
-(``run.json``, written by pretraining for every other run) is written here.
+(``run.json``) and the settings it ran with (``config.yaml``), written by pretraining for every
+other run, are written here.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from .. import plan
 from ..evaluation.features import RAW_PIXELS_SOURCE, RawPixels, extract
-from ..io import write_json
+from ..io import write_json, write_text
 from ..metrics import spectrum_summary
 from ..models.backbones import state_fingerprint
 from ..reporting.tables import write_spectrum
@@ -28,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spectrum", type=Path, required=True, help="CSV of singular values and their curves")
     parser.add_argument("--summary", type=Path, required=True, help="JSON of spectrum metrics (AUC)")
     parser.add_argument("--info", type=Path, required=True, help="the run record (run.json)")
+    parser.add_argument("--settings", type=Path, required=True, help="the resolved settings it ran with (config.yaml)")
 
 
 def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
@@ -40,6 +44,9 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     write_spectrum(args.spectrum, singular_values)
     summary = {**spectrum_summary(singular_values), "split": "train"}
     write_json(args.summary, summary)
-    write_json(args.info, {**run.info(), "pixels_side": pixels.side})
+    info = {**run.info(), "pixels_side": pixels.side}
+    settings = {"run": info, "data": data, "evaluation": evaluation, "raw_pixels": config["raw_pixels"]}
+    write_text(args.settings, yaml.safe_dump(settings, sort_keys=False))
+    write_json(args.info, info)
     print(f"raw pixels ({pixels.side}x{pixels.side}): train spectrum AUC {summary['auc']:.4f}, "
           f"effective rank {summary['effective_rank']:.1f} of {summary['dims']} dimensions")
