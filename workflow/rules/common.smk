@@ -128,6 +128,20 @@ def pretrain_inputs(wildcards):
     return inputs
 
 
+FEATURE_FILES = ("train.npy", "train_labels.npy", "val.npy", "val_labels.npy", "meta.json")
+# The paper's augmented probe for backbones; the raw-pixel floor always takes the cached one.
+AUGMENTED_PROBE = config["linear_probe"]["mode"] == "augmented"
+
+
+def probe_inputs(wildcards):
+    """Cached features, code, and the checkpoint they came from (none for the raw-pixel floor)."""
+    inputs = {"features": [run_path(wildcards.run, f"features/{name}") for name in FEATURE_FILES],
+              "code": code_of("linear_probe")}
+    if not RUNS[wildcards.run].is_raw_pixels:
+        inputs["checkpoint"] = run_path(wildcards.run, "checkpoint.pt")
+    return inputs
+
+
 def pretrain_input_args(wildcards, input):
     """The optional inputs as command-line options (`--subset F --teacher F --init-state F`)."""
     options = {"subset": "--subset", "teacher": "--teacher", "init_state": "--init-state"}

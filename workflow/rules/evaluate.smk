@@ -3,8 +3,6 @@
 # extract rule, then the same cached linear probe (whatever linear_probe.mode) and kNN.
 # Outputs named `metrics` (JSON) and `spectrum` (CSV) become DVC metrics and plots.
 
-FEATURE_FILES = ("train.npy", "train_labels.npy", "val.npy", "val_labels.npy", "meta.json")
-
 
 rule extract_features:
     input:
@@ -56,18 +54,6 @@ rule extract_raw_pixels:
         "siamcollapse extract-pixels {params.config} --data-root {input.data} --features-dir {params.features_dir}"
         " --spectrum {output.spectrum} --summary {output.metrics} --info {output.info}"
         " --settings {output.settings} --log {log}"
-
-
-def probe_inputs(wildcards):
-    """Cached features, code, and the checkpoint they came from (none for raw pixels)."""
-    inputs = {"features": expand(rules.extract_features.output.features, run=wildcards.run),
-              "code": code_of("linear_probe")}
-    if not RUNS[wildcards.run].is_raw_pixels:
-        inputs["checkpoint"] = run_path(wildcards.run, "checkpoint.pt")
-    return inputs
-
-
-AUGMENTED_PROBE = config["linear_probe"]["mode"] == "augmented"
 
 
 rule linear_probe:
