@@ -25,7 +25,9 @@ from siamcollapse.data.augment import (
     resized_crop_flip,
     rgb_to_grayscale,
     sample_crop_boxes,
+    solarize_where,
 )
+from siamcollapse.data.loaders import InMemoryPairs, augment_config
 from siamcollapse.errors import UserInputError
 
 OFF = AugmentConfig(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=0.0,
@@ -45,7 +47,10 @@ def unit_images(b: int = 6, size: int = 16, seed: int = 0) -> torch.Tensor:
 
 
 def plain(images: torch.Tensor, size: int, cfg: AugmentConfig = OFF) -> torch.Tensor:
-    return eval_transform(images, size, cfg.mean, cfg.std)
+    """The whole image resized (bilinear) to size x size and normalised."""
+    resized = torch.nn.functional.interpolate(images.float() / 255, size=(size, size), mode="bilinear",
+                                              align_corners=False)
+    return TF.normalize(resized, cfg.mean, cfg.std)
 
 
 def per_image(fn, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
@@ -64,6 +69,67 @@ def test_each_image_gets_the_same_views_whatever_the_number_of_processes(process
               for rank in range(processes)]
     torch.testing.assert_close(torch.cat(shares), whole)
     assert not torch.allclose(shares[0], whole[n:2 * n])  # the rows really are per-image draws
+
+
+MOCO_VIEWS = (replace(AugmentConfig(), crop_scale=(0.08, 1.0), saturation=0.2, blur_p=1.0, solarize_p=0.0),
+              replace(AugmentConfig(), crop_scale=(0.08, 1.0), saturation=0.2, blur_p=0.1, solarize_p=0.2))
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+def test_per_view_configs_keep_the_views_independent_of_the_number_of_processes(processes: int) -> None:
+    augment, images = BatchAugment(MOCO_VIEWS, 24), uint8_images(8, 32, 40)
+    for view in (0, 1):
+        whole = augment(images, gen(3), view=view)
+        n = len(images) // processes
+        shares = [augment(images[rank * n:(rank + 1) * n], gen(3), BatchShare(rank, processes), view=view)
+                  for rank in range(processes)]
+        torch.testing.assert_close(torch.cat(shares), whole)
+
+
+def test_each_view_uses_its_own_config() -> None:
+    images = uint8_images(8, 32, 32)
+    pair = BatchAugment(MOCO_VIEWS, 32)
+    for view, cfg in enumerate(MOCO_VIEWS):
+        torch.testing.assert_close(pair(images, gen(4), view=view), BatchAugment(cfg, 32)(images, gen(4)))
+    assert not torch.allclose(pair(images, gen(4), view=0), pair(images, gen(4), view=1))
+    with pytest.raises(UserInputError, match="normalisation"):
+        BatchAugment((AugmentConfig(), replace(AugmentConfig(), mean=(0.5, 0.5, 0.5))), 32)
+
+
+def test_in_memory_pairs_give_view_1_then_view_2_with_the_step_seed() -> None:
+    images = uint8_images(6, 32, 32)
+    augment = BatchAugment(MOCO_VIEWS, 32)
+    pairs = InMemoryPairs(images, augment, torch.device("cpu"))
+    (view1, view2), = list(pairs.pairs(torch.arange(6)[None], [9]))
+    generator = gen(9)
+    torch.testing.assert_close(view1, augment(images, generator, view=0))
+    torch.testing.assert_close(view2, augment(images, generator, view=1))
+
+
+def test_augment_config_reads_one_value_or_a_per_view_pair() -> None:
+    settings = {"crop_min_scale": 0.08, "jitter_p": 0.8, "saturation": 0.2, "grayscale_p": 0.2,
+                "blur_p": [1.0, 0.1], "blur_sigma_scaled": True, "solarize_p": [0.0, 0.2], "flip_p": 0.5}
+    view1, view2 = augment_config(settings)
+    assert (view1.blur_p, view2.blur_p) == (1.0, 0.1)
+    assert (view1.solarize_p, view2.solarize_p) == (0.0, 0.2)
+    assert view1.saturation == view2.saturation == 0.2
+    assert view1.crop_scale == view2.crop_scale == (0.08, 1.0)
+    assert view1.blur_sigma_reference == 224
+    assert augment_config({**settings, "blur_sigma_scaled": False})[0].blur_sigma_reference is None
+    with pytest.raises(UserInputError, match="augment.blur_p"):
+        augment_config({**settings, "blur_p": [1.0, 0.5, 0.1]})
+
+
+def test_mocov3_and_byol_default_to_the_asymmetric_moco_v3_views() -> None:
+    from siamcollapse.config import deep_merge, validate_config
+
+    config = validate_config({})
+    for method in ("mocov3", "byol"):
+        view1, view2 = augment_config(deep_merge(config["augment"], config["methods"][method]["augment"]))
+        assert (view1.blur_p, view1.solarize_p, view2.blur_p, view2.solarize_p) == (1.0, 0.0, 0.1, 0.2)
+        assert view1.saturation == view2.saturation == 0.2 and view1.crop_scale == (0.08, 1.0)
+    view1, view2 = augment_config(deep_merge(config["augment"], config["methods"]["simsiam"].get("augment", {})))
+    assert view1 == view2 and (view1.blur_p, view1.solarize_p, view1.saturation) == (0.5, 0.0, 0.4)
 
 
 
@@ -127,7 +193,8 @@ def test_colour_does_not_modify_its_input() -> None:
     ("changes", "p"),
     [({"jitter_p": 0.8, "hue": 0.0, "contrast": 0.0, "saturation": 0.0}, 0.8),
      ({"grayscale_p": 0.2}, 0.2),
-     ({"blur_p": 0.5}, 0.5)],
+     ({"blur_p": 0.5, "blur_sigma_reference": None}, 0.5),
+     ({"solarize_p": 0.3}, 0.3)],
 )
 def test_colour_ops_hit_the_configured_fraction_of_images(changes: dict, p: float) -> None:
     images = unit_images(4000, 8)
@@ -186,6 +253,25 @@ def test_blur_matches_torchvision_per_sample_sigma(size: int) -> None:
     expected = torch.stack([TF.gaussian_blur(img, [size, size], [float(s)] * 2)
                             for img, s in zip(images, sigmas)])
     torch.testing.assert_close(ours, expected, atol=1e-4, rtol=0)
+
+
+def test_solarize_matches_torchvision_at_threshold_128_on_uint8() -> None:
+    images = uint8_images(4, 8, 8)
+    mask = torch.tensor([True, False, True, True])
+    ours = solarize_where(images.float() / 255, mask, 0.5)
+    expected = torch.stack([TF.solarize(img, 128) if m else img for img, m in zip(images, mask)]).float() / 255
+    torch.testing.assert_close(ours, expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("reference,side", [(224.0, 32), (None, 32), (224.0, 224)])
+def test_blur_sigma_scales_with_the_image_side(reference, side: int) -> None:
+    cfg = replace(OFF, blur_p=1.0, blur_sigma=(2.0, 2.0), blur_sigma_reference=reference)
+    images = unit_images(2, side)
+    out = BatchAugment(cfg, side).colour(images, gen())
+    sigma = 2.0 * side / 224 if reference else 2.0
+    size = blur_kernel_size(side, cfg.blur_kernel_fraction)
+    expected = gaussian_blur(images, gaussian_kernels(torch.full((2,), sigma, dtype=torch.float64), size))
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
 
 
 def test_delta_kernel_leaves_image_unchanged() -> None:
@@ -253,19 +339,25 @@ def test_flips_happen_half_the_time() -> None:
 # --------------------------------------------------------------------------- eval + config
 
 
-def test_eval_transform_resizes_antialiased_and_normalises() -> None:
+def test_eval_transform_is_resize_256_centre_crop_224_scaled_to_the_size() -> None:
     cfg = AugmentConfig()
     images = uint8_images(4, 64, 64)
-    expected = TF.normalize(TF.resize(images.float() / 255, [32, 32], antialias=True),
-                            cfg.mean, cfg.std)
+    side = round(32 * 256 / 224)  # 37: the short side before the central crop
+    top = (side - 32) // 2
+    resized = TF.resize(images.float() / 255, [side, side], antialias=True)[..., top:top + 32, top:top + 32]
+    expected = TF.normalize(resized, cfg.mean, cfg.std)
     out = eval_transform(images, 32, cfg.mean, cfg.std)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+    assert eval_transform(uint8_images(1, 256, 300), 224, cfg.mean, cfg.std).shape[-2:] == (224, 224)
 
 
 def test_eval_transform_keeps_aspect_and_centre_crops() -> None:
     images = uint8_images(2, 32, 48)
     out = eval_transform(images, 32, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
-    torch.testing.assert_close(out, images[..., 8:40].float() / 255, atol=1e-6, rtol=0)
+    resized = TF.resize(images.float() / 255, [37, 56], antialias=True)  # short side 37, aspect kept
+    torch.testing.assert_close(out, resized[..., 2:34, 12:44], atol=1e-5, rtol=0)
+    square = uint8_images(2, 32, 32)  # already the input size: only normalised
+    torch.testing.assert_close(eval_transform(square, 32, (0.0,) * 3, (1.0,) * 3), square.float() / 255)
 
 
 @pytest.mark.parametrize(

@@ -106,6 +106,22 @@ def test_one_lars_step_changes_only_the_head_by_the_lars_amount():
     assert torch.any(head.bias != 0)
 
 
+def test_probe_lars_adapts_the_bias_as_apex_larc():
+    head = ap.init_head(3, 2, torch.Generator().manual_seed(0)).double()  # the step is ~1e-5 of |b|
+    with torch.no_grad():
+        head.bias.copy_(torch.tensor([0.5, -0.25]))
+    b0 = head.bias.detach().clone()
+    optimizer = ap.probe_optimizer(head, {**SETTINGS, "lr": 0.4}, batch_size=16)
+    features = torch.randn(8, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    labels = torch.tensor([0, 1] * 4)
+    nn.functional.cross_entropy(head(features), labels).backward()
+    optimizer.step()
+    # a first step moves the (non-zero) bias by lr x trust (0.001) x |b|, whatever its gradient
+    step = torch.linalg.vector_norm(head.bias.detach() - b0)
+    assert float(step) == pytest.approx(optimizer.defaults["lr"] * 0.001 * float(torch.linalg.vector_norm(b0)),
+                                        rel=1e-4)
+
+
 def test_backbone_in_train_mode_is_put_in_eval_mode_and_its_bn_statistics_stay():
     backbone = tiny_resnet().train()
     bn = backbone.bn1
@@ -137,8 +153,8 @@ def test_probe_on_a_random_resnet_separates_two_colour_classes(capsys):
     backbone = tiny_resnet()
     train_images, train_labels = coloured(32, seed=0)
     val_images, val_labels = coloured(16, seed=1)
-    # LARS moves the weights by lr x 0.001 x |w| per step: with 60 steps in all it needs a high lr.
-    settings = {**SETTINGS, "lr": 30.0, "epochs": 30}
+    # LARS moves weight and bias by lr x 0.001 x their norm per step: with 60 steps in all it needs a high lr.
+    settings = {**SETTINGS, "lr": 100.0, "epochs": 30}
     untrained = ap.init_head(backbone.feature_dim, 2, torch.Generator().manual_seed(settings["seed"]))
     head = ap.train_augmented_probe(backbone, ap.InMemoryCrops(train_images, train_labels, 16, 16, CPU), 2,
                                     settings, CPU)

@@ -45,3 +45,16 @@ def test_linear_probe_is_at_chance_on_random_labels():
     val_labels = torch.randint(0, 4, (len(val),), generator=torch.Generator().manual_seed(6))
     head, standardiser = train_linear_probe(train, labels, PROBE, 4)
     assert top1(head, standardiser, val, val_labels) < 45
+
+
+def test_linear_probe_drops_dimensions_that_are_constant_on_the_training_set():
+    train, train_labels = clustered(100)
+    val, val_labels = clustered(30, seed=1)
+    dead = torch.zeros(len(train), 5)  # e.g. ReLU units that never fire on the training set
+    train = torch.cat([train[:, :8], dead, train[:, 8:]], dim=1)
+    # On val the dead units fire a little: divided by a clamped std they would swamp the live ones.
+    wake = 1e-2 * torch.randn(len(val), 5, generator=torch.Generator().manual_seed(4))
+    val = torch.cat([val[:, :8], wake, val[:, 8:]], dim=1)
+    head, standardiser = train_linear_probe(train, train_labels, PROBE, 4)
+    assert head.in_features == 16 and standardiser.keep.tolist() == [True] * 8 + [False] * 5 + [True] * 8
+    assert top1(head, standardiser, val, val_labels) > 95

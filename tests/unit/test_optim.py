@@ -38,6 +38,16 @@ def test_vectors_get_plain_momentum_sgd_without_weight_decay():
     torch.testing.assert_close(lars_param.detach(), sgd_param.detach())
 
 
+def test_without_the_1d_exclusion_vectors_are_adapted_and_decayed_too():
+    # apex LARC, as the authors' linear probe uses it, adapts every parameter
+    lr, wd, trust = 0.5, 0.1, 0.02
+    w, g = torch.randn(5), torch.randn(5)
+    param = _param(w, g)
+    LARS([param], lr=lr, weight_decay=wd, momentum=0.9, trust_coefficient=trust, exclude_1d=False).step()
+    direction = g + wd * w
+    torch.testing.assert_close(param.detach(), w - lr * (trust * w.norm() / direction.norm()) * direction)
+
+
 def test_momentum_accumulates_the_adapted_matrix_updates():
     lr, wd, trust, momentum = 0.1, 0.01, 0.001, 0.9
     w, g1, g2 = torch.randn(3, 3), torch.randn(3, 3), torch.randn(3, 3)

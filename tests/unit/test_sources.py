@@ -74,6 +74,16 @@ def test_resize_center_crop_keeps_the_middle() -> None:
     assert np.all(out[:, 2:8] == (0, 255, 0))
 
 
+def test_resize_center_crop_is_the_authors_resize_256_center_crop_224() -> None:
+    from torchvision import transforms
+
+    rng = np.random.default_rng(1)
+    image = Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    reference = transforms.Compose([transforms.Resize(256, interpolation=transforms.InterpolationMode.BICUBIC),
+                                    transforms.CenterCrop(224)])
+    assert np.array_equal(np.asarray(sources.resize_center_crop(image, 224)), np.asarray(reference(image)))
+
+
 def test_stream_matches_in_memory_loader(tiny_dataset: Path) -> None:
     stream = sources.ImageFolderStream(tiny_dataset, "val", 32)
     data = sources.load_image_folder(tiny_dataset, "val", 32, progress=False)

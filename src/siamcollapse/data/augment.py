@@ -1,4 +1,4 @@
-"""SimSiam's MoCo-v2 augmentation, batched on tensors on the training device.
+"""SimSiam's MoCo-v2 and MoCo-v3/BYOL's augmentations, batched on tensors on the training device.
 
 Why: per-image PIL augmentation in a Python loop costs more than a small
 ResNet's forward/backward on a 2-core machine. Drawing each image's random
@@ -7,8 +7,13 @@ parameters on the CPU and then applying them to the whole batch at once (one
 depthwise convolution for blur) makes the data pipeline almost free, and the
 same code runs on CUDA for 224-px images.
 
+Each view of a pair may have its own ``AugmentConfig`` (``BatchAugment((view1, view2), size)``):
+MoCo-v3 and BYOL use asymmetric views (blur p 1.0 / 0.1, solarize p 0 / 0.2, saturation 0.2),
+SimSiam the same MoCo-v2 config for both. The op order is MoCo-v3's: crop, jitter, grayscale,
+blur, solarize (flip with the crop, see below).
+
 Semantics follow torchvision's RandomResizedCrop, ColorJitter, RandomGrayscale,
-GaussianBlur and RandomHorizontalFlip, with these deliberate differences:
+GaussianBlur, RandomSolarize and RandomHorizontalFlip, with these deliberate differences:
 
 - Colour-jitter order: one random permutation of (brightness, contrast,
   saturation, hue) per call, shared by the batch; the factors are per image.
@@ -16,7 +21,13 @@ GaussianBlur and RandomHorizontalFlip, with these deliberate differences:
 - Grayscale uses the ITU-R 601-2 luma weights 0.299/0.587/0.114 like PIL;
   torchvision's tensor path uses 0.2989 (a difference of at most 1e-4).
 - The blur kernel spans ~10% of the image side (odd, >= 3) as in SimCLR/MoCo;
-  SimSiam's PIL blur has unbounded support.
+  SimSiam's PIL blur has unbounded support. Its sigma range (0.1-2 px) is meant for 224-px
+  crops, so by default (``blur_sigma_reference=224``) it is scaled by side / 224: at 32 px
+  sigma is 0.014-0.29 px, the same blur relative to the image as at 224 px (almost none),
+  rather than a 2-px blur that wipes out a small image. ``blur_sigma_reference=None`` keeps
+  the sigmas in absolute pixels.
+- Solarize inverts values >= 0.5 in [0, 1] units, which on uint8-derived inputs is exactly
+  PIL's / torchvision's solarize at threshold 128.
 - The flip is done together with the crop; every later op is mirror-symmetric,
   so this equals MoCo-v2's flip-last order.
 - The crop is resized bilinearly without antialiasing (PIL antialiases when it
@@ -60,11 +71,14 @@ class AugmentConfig:
     blur_p: float = 0.5
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     blur_kernel_fraction: float = 0.1
+    blur_sigma_reference: float | None = 224.0  # sigma scaled by side / this; None: absolute pixels
+    solarize_p: float = 0.0
+    solarize_threshold: float = 0.5
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
     def __post_init__(self) -> None:
-        for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p"):
+        for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p", "solarize_p", "solarize_threshold"):
             _check(0.0 <= getattr(self, name) <= 1.0, name, "must lie in [0, 1]")
         for name in ("brightness", "contrast", "saturation"):
             _check(getattr(self, name) >= 0.0, name, "must be >= 0")
@@ -76,6 +90,8 @@ class AugmentConfig:
         _check(0.0 < self.blur_sigma[0] <= self.blur_sigma[1], "blur_sigma",
                "must satisfy 0 < low <= high")
         _check(self.blur_kernel_fraction > 0.0, "blur_kernel_fraction", "must be > 0")
+        _check(self.blur_sigma_reference is None or self.blur_sigma_reference > 0, "blur_sigma_reference",
+               "must be > 0 or None")
         _check(all(s > 0 for s in self.std), "std", "must be positive")
 
 
@@ -264,6 +280,12 @@ def grayscale_where(images01: Tensor, mask: Tensor) -> Tensor:
     return torch.where(selected, rgb_to_grayscale(images01), images01)
 
 
+def solarize_where(images01: Tensor, mask: Tensor, threshold: float) -> Tensor:
+    """Invert (1 - x) the values >= threshold of the images selected by mask [B]."""
+    selected = mask.to(images01.device).view(-1, 1, 1, 1)
+    return torch.where(selected & (images01 >= threshold), 1.0 - images01, images01)
+
+
 def blur_kernel_size(side: int, fraction: float) -> int:
     """Kernel size ~ fraction of the side, odd (centred) and at least 3."""
     size = max(3, round(fraction * side))
@@ -306,56 +328,67 @@ def _jitter_bounds(cfg: AugmentConfig) -> tuple[tuple[float, float], ...]:
 
 
 class BatchAugment(torch.nn.Module):
-    """One random MoCo-v2 view per image of a uint8 batch, on the batch's device.
+    """One random view per image of a uint8 batch, on the batch's device.
 
-    Random parameters come from ``generator`` (a CPU generator; None = torch's global
-    one) so a seeded run is reproducible on any device; only the small parameter
-    tensors are moved to the images. Every call draws the same amount of randomness
-    whatever the coins say, so one stage's outcome never shifts the next stage's draws.
-    ``share`` says which rows of a global batch the images are (see module doc).
+    ``config`` is one ``AugmentConfig`` for every view or a pair (view 1's, view 2's); the
+    ``view`` argument (0 or 1) of each call picks one. Random parameters come from
+    ``generator`` (a CPU generator; None = torch's global one) so a seeded run is
+    reproducible on any device; only the small parameter tensors are moved to the images.
+    Every call draws the same amount of randomness whatever the coins say, so one stage's
+    outcome never shifts the next stage's draws. ``share`` says which rows of a global batch
+    the images are (see module doc).
     """
 
-    def __init__(self, config: AugmentConfig, output_size: int) -> None:
+    def __init__(self, config: AugmentConfig | Sequence[AugmentConfig], output_size: int) -> None:
         super().__init__()
         if output_size < 1:
             raise UserInputError(f"augmentation output_size must be >= 1, got {output_size}")
-        self.config = config
+        views = (config, config) if isinstance(config, AugmentConfig) else tuple(config)
+        if len(views) != 2:
+            raise UserInputError(f"augmentation needs one config or one per view (2), got {len(views)}")
+        if any((v.mean, v.std) != (views[0].mean, views[0].std) for v in views):
+            raise UserInputError("augmentation views must share one normalisation (mean, std)")
+        self.views = views
+        self.config = views[0]
         self.output_size = output_size
 
     def forward(self, images_uint8: Tensor, generator: torch.Generator | None = None,
-                share: BatchShare = WHOLE_BATCH) -> Tensor:
-        """uint8 [B,3,H,W] -> normalised float [B,3,S,S]."""
-        views = self.colour(self.crop_and_flip(images_uint8, generator, share), generator, share)
+                share: BatchShare = WHOLE_BATCH, view: int = 0) -> Tensor:
+        """uint8 [B,3,H,W] -> normalised float [B,3,S,S]: view ``view``'s augmentation."""
+        views = self.colour(self.crop_and_flip(images_uint8, generator, share, view), generator, share, view)
         return self.normalize(views).contiguous()
 
     def crop_and_flip(self, images_uint8: Tensor, generator: torch.Generator | None = None,
-                      share: BatchShare = WHOLE_BATCH) -> Tensor:
+                      share: BatchShare = WHOLE_BATCH, view: int = 0) -> Tensor:
         """Random resized crop + horizontal flip -> float [B,3,S,S] in [0,1]."""
-        cfg = self.config
+        cfg = self.views[view]
         b, _, height, width = images_uint8.shape
         boxes = sample_crop_boxes(b, height, width, cfg.crop_scale, cfg.crop_ratio, generator, share)
         flips = _coins(b, cfg.flip_p, generator, share)
         return resized_crop_flip(_to_unit_float(images_uint8), boxes, flips, self.output_size)
 
     def colour(self, images01: Tensor, generator: torch.Generator | None = None,
-               share: BatchShare = WHOLE_BATCH) -> Tensor:
-        """Colour jitter (p), grayscale (p), Gaussian blur (p); stays in [0,1].
+               share: BatchShare = WHOLE_BATCH, view: int = 0) -> Tensor:
+        """Colour jitter (p), grayscale (p), Gaussian blur (p), solarize (p); stays in [0,1].
 
         Jitter order is one random permutation per call (see module docstring).
         """
-        x = self._jitter(images01, generator, share)
-        x = self._grayscale(x, generator, share)
-        return self._blur(x, generator, share)
+        cfg = self.views[view]
+        x = self._jitter(cfg, images01, generator, share)
+        x = self._grayscale(cfg, x, generator, share)
+        x = self._blur(cfg, x, generator, share)
+        return self._solarize(cfg, x, generator, share)
 
     def normalize(self, images01: Tensor) -> Tensor:
         """Per-channel normalisation with the config's mean/std."""
         return normalize(images01, self.config.mean, self.config.std)
 
-    def _jitter(self, x: Tensor, generator: torch.Generator | None, share: BatchShare) -> Tensor:
+    @staticmethod
+    def _jitter(cfg: AugmentConfig, x: Tensor, generator: torch.Generator | None, share: BatchShare) -> Tensor:
         n = x.shape[0]
-        applied = _coins(n, self.config.jitter_p, generator, share)
+        applied = _coins(n, cfg.jitter_p, generator, share)
         order = torch.randperm(len(_JITTER_OPS), generator=generator)
-        bounds = _jitter_bounds(self.config)
+        bounds = _jitter_bounds(cfg)
         factors = [torch.where(applied, _uniform(n, bound, generator, share), ident)
                    for bound, ident in zip(bounds, _JITTER_IDENTITY)]
         if not bool(applied.any()):
@@ -365,34 +398,52 @@ class BatchAugment(torch.nn.Module):
                 x = _JITTER_OPS[i](x, factors[i])
         return x
 
-    def _grayscale(self, x: Tensor, generator: torch.Generator | None, share: BatchShare) -> Tensor:
-        mask = _coins(x.shape[0], self.config.grayscale_p, generator, share)
+    @staticmethod
+    def _grayscale(cfg: AugmentConfig, x: Tensor, generator: torch.Generator | None, share: BatchShare) -> Tensor:
+        mask = _coins(x.shape[0], cfg.grayscale_p, generator, share)
         return grayscale_where(x, mask) if bool(mask.any()) else x
 
-    def _blur(self, x: Tensor, generator: torch.Generator | None, share: BatchShare) -> Tensor:
-        cfg = self.config
+    @staticmethod
+    def _blur(cfg: AugmentConfig, x: Tensor, generator: torch.Generator | None, share: BatchShare) -> Tensor:
         n, _, height, width = x.shape
         mask = _coins(n, cfg.blur_p, generator, share)
         sigmas = _uniform(n, cfg.blur_sigma, generator, share)
         if not bool(mask.any()):
             return x
-        size = blur_kernel_size(min(height, width), cfg.blur_kernel_fraction)
+        side = min(height, width)
+        if cfg.blur_sigma_reference is not None:
+            sigmas = sigmas * (side / cfg.blur_sigma_reference)
+        size = blur_kernel_size(side, cfg.blur_kernel_fraction)
         delta = torch.zeros(size, dtype=sigmas.dtype)
         delta[size // 2] = 1.0
         kernels = torch.where(mask[:, None], gaussian_kernels(sigmas, size), delta)
         return gaussian_blur(x, kernels)
 
+    @staticmethod
+    def _solarize(cfg: AugmentConfig, x: Tensor, generator: torch.Generator | None, share: BatchShare) -> Tensor:
+        mask = _coins(x.shape[0], cfg.solarize_p, generator, share)
+        return solarize_where(x, mask, cfg.solarize_threshold) if bool(mask.any()) else x
+
+
+EVAL_RESIZE_RATIO = 256 / 224  # Resize(256) + CenterCrop(224), the authors' evaluation transform
+
+
+def eval_resize_side(output_size: int) -> int:
+    """The shorter side an image is resized to before its central ``output_size`` crop (256 for 224)."""
+    return round(output_size * EVAL_RESIZE_RATIO)
+
 
 def eval_transform(
     images_uint8: Tensor, output_size: int, mean: Sequence[float], std: Sequence[float]
 ) -> Tensor:
-    """No augmentation, for feature extraction: shorter side to output_size (antialiased
-    bilinear, skipped when it already matches), centre crop to a square, normalise."""
+    """No augmentation, for feature extraction: images already ``output_size`` square are only
+    normalised; others have their shorter side resized to ``output_size x 256/224`` (antialiased
+    bilinear) and are centre-cropped to ``output_size``, as Resize(256) + CenterCrop(224)."""
     x = _to_unit_float(images_uint8)
     height, width = x.shape[-2:]
-    if min(height, width) != output_size:
-        short = min(height, width)
-        new_size = (round(height * output_size / short), round(width * output_size / short))
+    if (height, width) != (output_size, output_size):
+        short, target = min(height, width), eval_resize_side(output_size)
+        new_size = (round(height * target / short), round(width * target / short))
         x = F.interpolate(x, size=new_size, mode="bilinear", align_corners=False, antialias=True)
         height, width = new_size
     top, left = (height - output_size) // 2, (width - output_size) // 2

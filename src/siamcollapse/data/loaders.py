@@ -19,17 +19,45 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..errors import UserInputError
 from .augment import WHOLE_BATCH, AugmentConfig, BatchAugment, BatchShare
 
 
-def augment_config(settings: dict) -> AugmentConfig:
-    """The MoCo-v2 augmentation with the config's ``augment`` keys applied."""
-    return AugmentConfig(
-        crop_scale=(settings["crop_min_scale"], 1.0),
-        jitter_p=settings["jitter_p"],
-        grayscale_p=settings["grayscale_p"],
-        blur_p=settings["blur_p"],
-        flip_p=settings["flip_p"],
+# Config keys that may hold one value for both views or a [view 1, view 2] pair.
+PER_VIEW_KEYS = ("crop_min_scale", "jitter_p", "saturation", "grayscale_p", "blur_p", "solarize_p", "flip_p")
+# Defaults of the keys added with per-view augmentation, for settings written before them.
+_LATER_DEFAULTS = {"saturation": 0.4, "solarize_p": 0.0, "blur_sigma_scaled": True}
+
+
+def _per_view(settings: dict, key: str) -> tuple[float, float]:
+    value = settings.get(key, _LATER_DEFAULTS.get(key))
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise UserInputError(f"augment.{key} must be one number or a [view 1, view 2] pair, got {value}")
+        return float(value[0]), float(value[1])
+    return float(value), float(value)
+
+
+def augment_config(settings: dict) -> tuple[AugmentConfig, AugmentConfig]:
+    """The augmentation of each view (view 1's, view 2's) with the config's ``augment`` keys applied.
+
+    Every key in ``PER_VIEW_KEYS`` is one value for both views or a ``[view 1, view 2]`` pair
+    (MoCo-v3's and BYOL's asymmetric views: ``blur_p: [1.0, 0.1]``, ``solarize_p: [0.0, 0.2]``).
+    """
+    values = {key: _per_view(settings, key) for key in PER_VIEW_KEYS}
+    scaled = settings.get("blur_sigma_scaled", _LATER_DEFAULTS["blur_sigma_scaled"])
+    return tuple(
+        AugmentConfig(
+            crop_scale=(values["crop_min_scale"][view], 1.0),
+            jitter_p=values["jitter_p"][view],
+            saturation=values["saturation"][view],
+            grayscale_p=values["grayscale_p"][view],
+            blur_p=values["blur_p"][view],
+            blur_sigma_reference=AugmentConfig.blur_sigma_reference if scaled else None,
+            solarize_p=values["solarize_p"][view],
+            flip_p=values["flip_p"][view],
+        )
+        for view in (0, 1)
     )
 
 
@@ -44,7 +72,8 @@ class InMemoryPairs:
         for batch, seed in zip(batches, seeds, strict=True):
             images = self.images[batch.to(self.images.device)]
             generator = torch.Generator().manual_seed(seed)
-            yield self.augment(images, generator, self.share), self.augment(images, generator, self.share)
+            yield (self.augment(images, generator, self.share, view=0),
+                   self.augment(images, generator, self.share, view=1))
 
 
 class _TwoCrops(Dataset):
@@ -60,7 +89,7 @@ class _TwoCrops(Dataset):
         index, salt = key
         image, _ = self.stream[index]
         generator = torch.Generator().manual_seed(salt)
-        views = [self.augment.crop_and_flip(image[None], generator)[0] for _ in range(2)]
+        views = [self.augment.crop_and_flip(image[None], generator, view=view)[0] for view in (0, 1)]
         return tuple((v * 255).round().to(torch.uint8) for v in views)
 
 
@@ -79,11 +108,11 @@ class StreamingPairs:
                             pin_memory=self.device.type == "cuda", persistent_workers=False)
         for (crops1, crops2), seed in zip(loader, seeds):
             generator = torch.Generator().manual_seed(seed)
-            yield tuple(self._finish(c, generator) for c in (crops1, crops2))
+            yield tuple(self._finish(c, generator, view) for view, c in enumerate((crops1, crops2)))
 
-    def _finish(self, crops: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _finish(self, crops: torch.Tensor, generator: torch.Generator, view: int) -> torch.Tensor:
         crops = crops.to(self.device, non_blocking=True).float().div_(255)
-        return self.augment.normalize(self.augment.colour(crops, generator, self.share))
+        return self.augment.normalize(self.augment.colour(crops, generator, self.share, view))
 
 
 def _row_seed(step_seed: int, row: int) -> int:

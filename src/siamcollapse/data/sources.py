@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from siamcollapse.data.augment import eval_resize_side
 from siamcollapse.errors import UserInputError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
@@ -110,11 +111,13 @@ def scan_image_folder(root: Path, split: str) -> tuple[list[Path], list[int], li
 
 
 def resize_center_crop(image: Image.Image, size: int) -> Image.Image:
-    """Resize the shorter side to ``size`` (antialiased), then centre-crop ``size`` x ``size``."""
+    """The authors' evaluation transform, Resize(256) + CenterCrop(224) at any size: the shorter
+    side to ``size x 256/224`` (bicubic, antialiased), then the central ``size`` x ``size`` crop.
+    An image already ``size`` x ``size`` is returned as is."""
     width, height = image.size
     if (width, height) == (size, size):
         return image
-    scale = size / min(width, height)
+    scale = eval_resize_side(size) / min(width, height)
     new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
     if (new_w, new_h) != (width, height):
         image = image.resize((new_w, new_h), Image.Resampling.BICUBIC)

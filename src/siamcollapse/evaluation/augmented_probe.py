@@ -2,8 +2,9 @@
 
 As in the SimSiam / MoCo-v3 authors' ``main_lincls``: the backbone stays in eval mode (its
 BatchNorm statistics frozen too) and runs under ``torch.no_grad()``, so every step costs one
-forward; one linear layer on its output (weights N(0, 0.01), bias 0) is trained with LARS
-(momentum 0.9), lr = lr x batch / 256 with cosine decay per epoch. Each step sees a fresh
+forward; one linear layer on its output (weights N(0, 0.01), bias 0) is trained with LARS over
+weight and bias alike (apex's LARC as the authors use it; momentum 0.9), lr = lr x batch / 256
+with cosine decay per epoch. Unlike the authors we report the last epoch, never the best val one. Each step sees a fresh
 random resized crop (scale 0.08-1) + horizontal flip of every image and nothing else; top-1
 (and top-5 when there are more than 5 classes) is measured on un-augmented images with the
 feature-extraction preprocessing. The backbone's fingerprint must be the same afterwards
@@ -26,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import Resize
 
-from ..data.augment import AugmentConfig, BatchAugment, eval_transform
+from ..data.augment import AugmentConfig, BatchAugment, eval_resize_side, eval_transform
 from ..data.sources import ImageFolderStream, load_split, scan_labels
 from ..models.backbones import state_fingerprint
 from ..training.optim import LARS
@@ -84,8 +85,8 @@ class InMemoryCrops:
 
 
 class _CropFlipImages(Dataset):
-    """Per image, in a worker: decode (shorter side resized to the input size, so the crop is
-    taken from the whole image), one random resized crop + flip, returned as uint8 to keep the
+    """Per image, in a worker: decode (shorter side resized to 256/224 of the input size, so the
+    crop is taken from the whole image), one random resized crop + flip, returned as uint8 to keep the
     transfer small. Keys are (index, seed) so a seeded run is reproducible with any worker count."""
 
     def __init__(self, stream: ImageFolderStream, augment: BatchAugment) -> None:
@@ -105,7 +106,9 @@ class StreamingCrops:
     """Large datasets: decoded and cropped by ``num_workers`` DataLoader workers."""
 
     def __init__(self, root: Path, image_size: int, batch_size: int, num_workers: int, device: torch.device) -> None:
-        stream = ImageFolderStream(root, "train", image_size, transform=Resize(image_size))
+        # Crops come from the whole image with its shorter side at 256/224 of the input (256 for 224),
+        # as the pretraining loop's; the authors crop the full-resolution image.
+        stream = ImageFolderStream(root, "train", image_size, transform=Resize(eval_resize_side(image_size)))
         self.augment = probe_augment(image_size)
         self.dataset = _CropFlipImages(stream, self.augment)
         self.batch_size, self.num_workers, self.device, self.count = batch_size, num_workers, device, len(stream)
@@ -138,11 +141,12 @@ def _features(backbone: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
 def probe_optimizer(head: nn.Linear, settings: dict[str, Any], batch_size: int) -> LARS:
     """LARS over the head only: momentum 0.9, the config's weight decay, lr = lr x batch_size / 256.
 
-    LARS moves the weight matrix by ``lr x 0.001 x |w|`` per step (its trust ratio); the bias
-    (1-D) takes plain SGD steps, as in the authors' code.
+    LARS moves every parameter, the bias included (apex LARC adapts all of them in the authors'
+    ``main_lincls``), by ``lr x 0.001 x |p|`` per step (its trust ratio); a parameter that is
+    still all zero (the bias at the first step) takes a plain SGD step.
     """
     return LARS(head.parameters(), lr=scaled_lr(settings["lr"], batch_size), weight_decay=settings["weight_decay"],
-                momentum=MOMENTUM)
+                momentum=MOMENTUM, exclude_1d=False)
 
 
 def probe_step(backbone: nn.Module, head: nn.Linear, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,

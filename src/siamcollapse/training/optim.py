@@ -2,7 +2,8 @@
 
 LARS scales each weight matrix's update by ``trust_coefficient * |w| / |g + wd * w|`` so every
 layer moves by a similar relative amount at large batch sizes. As in MoCo-v3 and BYOL, biases
-and normalisation parameters (1-D tensors) get neither weight decay nor the adaptation.
+and normalisation parameters (1-D tensors) get neither weight decay nor the adaptation, unless
+``exclude_1d=False``: then every parameter is adapted, as apex's LARC in the authors' linear probe.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ class LARS(torch.optim.Optimizer):
     """SGD with momentum and layer-wise adaptive rate scaling (You et al., 2017)."""
 
     def __init__(self, params, lr: float, weight_decay: float = 0.0, momentum: float = 0.9,
-                 trust_coefficient: float = 0.001) -> None:
+                 trust_coefficient: float = 0.001, exclude_1d: bool = True) -> None:
         if lr < 0 or weight_decay < 0 or not 0 <= momentum < 1:
             raise ValueError(f"invalid LARS settings: lr={lr}, weight_decay={weight_decay}, momentum={momentum}")
         defaults = {"lr": lr, "weight_decay": weight_decay, "momentum": momentum,
-                    "trust_coefficient": trust_coefficient}
+                    "trust_coefficient": trust_coefficient, "exclude_1d": exclude_1d}
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -36,7 +37,7 @@ class LARS(torch.optim.Optimizer):
                 if param.grad is None:
                     continue
                 update = param.grad
-                if param.ndim > 1:
+                if param.ndim > 1 or not group["exclude_1d"]:
                     update = update.add(param, alpha=group["weight_decay"])
                     update = update.mul(self._trust_ratio(param, update, group["trust_coefficient"]))
                 buffer = self.state[param].setdefault("momentum_buffer", torch.zeros_like(param))
@@ -48,8 +49,8 @@ class LARS(torch.optim.Optimizer):
     def _trust_ratio(param: torch.Tensor, update: torch.Tensor, coefficient: float) -> torch.Tensor:
         param_norm, update_norm = torch.linalg.vector_norm(param), torch.linalg.vector_norm(update)
         ratio = coefficient * param_norm / update_norm
-        # An all-zero weight (zero-init residual BN is 1-D, but a zeroed matrix may occur) or a
-        # zero update keeps the plain lr.
+        # An all-zero weight (a zero-initialised bias, a zeroed matrix) or a zero update keeps the
+        # plain lr, as apex's LARC.
         return torch.where((param_norm > 0) & (update_norm > 0), ratio, torch.ones_like(ratio))
 
 
