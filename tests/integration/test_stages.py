@@ -390,7 +390,7 @@ def test_the_raw_pixel_floor_extracts_pixels_and_is_probed_without_a_checkpoint(
     assert run_cli("linear-probe", "--config", config, "--features-dir", out / "features",
                    "--out", out / "linear_probe.json") == 0
     result = read_json(out / "linear_probe.json")
-    assert 0 <= result["linear_top1"] <= 100 and result["backbone_fingerprint"] is None and result["num_classes"] == 10
+    assert 0 <= result["linear_top1"] <= 100 and result["backbone_fingerprint"] is None
     capsys.readouterr()
     assert run_cli("linear-probe", "--config", config, "--checkpoint", pipeline.run_dir / "checkpoint.pt",
                    "--features-dir", out / "features", "--out", tmp_path / "x.json") == 2

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
         raise RuntimeError("the backbone changed during linear probing")
     result = {"linear_top1": top1(head, standardiser, val, val_labels),
               "linear_train_top1": top1(head, standardiser, train, train_labels),
-              "linear_probe_mode": "cached", "num_classes": num_classes,
+              "linear_probe_mode": "cached",
               "backbone_unchanged": backbone is not None or None, "backbone_fingerprint": fingerprint, **settings}
     write_json(args.out, result)
     print(f"linear probe: val top-1 {result['linear_top1']:.2f}% (train {result['linear_train_top1']:.2f}%)")
