@@ -316,3 +316,11 @@ def test_the_floors_line_shows_chance_random_init_and_raw_pixels(records: list[d
 def test_the_floors_line_says_when_a_floor_is_missing(table: pd.DataFrame) -> None:
     line = tables.floors_line(table)
     assert "chance —" in line and "raw pixels: not run" in line
+
+
+def test_the_finding_gives_the_spread_of_the_best_setting_and_the_floor(records: list[dict]) -> None:
+    seeded = [r for r in _seeded(records) if r["run"] != "ss-1"]  # ss-100 (62.0 ± 2.8, n=2) is then the best
+    line = finding_line(build_run_table(seeded))
+    assert "ss-100, 100% data, mean of 2 seeds" in line
+    assert "62.0 ± 2.8 (n=2) % vs 18.0 ± 1.0 (n=3) %" in line and "seed noise" not in line
+    assert "seed noise" in finding_line(build_run_table(records))  # single runs: say the gap may be noise

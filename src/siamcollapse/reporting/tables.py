@@ -404,10 +404,12 @@ def _baseline_sentence(table: pd.DataFrame) -> str | None:
     gain = best["linear_top1"] - floor.mean()
     verb = "beats" if gain > 0 else "does not beat"
     seeds = f", mean of {int(best[N_SEEDS])} seeds" if best[N_SEEDS] > 1 else ""
+    ours = format_mean_sd(best["linear_top1"], best.get("linear_top1" + SD_SUFFIX), best[N_SEEDS])
+    theirs = format_mean_sd(floor.mean(), floor.std(ddof=1) if len(floor) > 1 else None, len(floor))
+    caveat = "; a single run has no sd: the gap may be seed noise" if best[N_SEEDS] <= 1 or len(floor) <= 1 else ""
     return (
         f"the best trained run ({best['run']}, {format_fraction(best['dataset_fraction'])} data{seeds}) "
-        f"{verb} random-init {best['arch']} by {gain:+.1f} points of linear top-1 "
-        f"({best['linear_top1']:.1f}% vs {floor.mean():.1f}%)"
+        f"{verb} random-init {best['arch']} by {gain:+.1f} points of linear top-1 ({ours} % vs {theirs} %{caveat})"
     )
 
 
