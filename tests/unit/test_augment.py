@@ -377,3 +377,7 @@ def test_cuda_matches_cpu_with_same_seed() -> None:
     cuda = augment(images.cuda(), gen(5))
     assert cuda.is_cuda
     torch.testing.assert_close(cuda.cpu(), cpu, atol=1e-4, rtol=0)
+    views = BatchAugment(MOCO_VIEWS, 32)  # blur and solarize on every path
+    for view in (0, 1):
+        torch.testing.assert_close(views(images.cuda(), gen(6), view=view).cpu(), views(images, gen(6), view=view),
+                                   atol=1e-4, rtol=0)
