@@ -43,7 +43,7 @@ from .checkpoint import (
 from .distributed import sync_batch_norm
 from .optim import build_optimizer
 from .preemption import StopSignal
-from .schedules import apply_lr, learning_rate, scaled_lr
+from .schedules import apply_scheduled_lr, scaled_lr, scheduled_lr
 from .strategies import epoch_batches, shard, step_seeds
 
 LOG_COLUMNS = ["epoch", "steps", "loss", "lr", "images_per_s", "z_std", "z_std_healthy", "elapsed_s"]
@@ -270,8 +270,7 @@ def _train_epoch(model, optimizer, pairs, indices, steps, progress: EpochProgres
     z_std_sum = torch.tensor(progress.z_std_sum, device=accelerator.device)
     tic = time.time()
     for step, (view1, view2) in enumerate(pairs.pairs(batches, seeds), start=first):
-        lr = learning_rate(initial_lr, epoch, step, steps, hp["epochs"], hp["warmup_epochs"])
-        apply_lr(optimizer, lr, initial_lr)
+        lr = apply_scheduled_lr(optimizer, initial_lr, epoch, step, steps, hp)
         if view1.device.type == "cuda":
             view1 = view1.contiguous(memory_format=torch.channels_last)
             view2 = view2.contiguous(memory_format=torch.channels_last)
@@ -296,7 +295,7 @@ def _train_epoch(model, optimizer, pairs, indices, steps, progress: EpochProgres
 
 def _epoch_row(progress: EpochProgress, steps: int, initial_lr: float, hp, accelerator, started: float) -> dict:
     epoch = progress.epoch
-    lr = learning_rate(initial_lr, epoch, steps - 1, steps, hp["epochs"], hp["warmup_epochs"])
+    lr = scheduled_lr(initial_lr, epoch, steps - 1, steps, hp)
     loss = accelerator.reduce(torch.tensor(progress.loss_sum, device=accelerator.device), "mean")
     return {
         "epoch": epoch + 1, "steps": steps,
