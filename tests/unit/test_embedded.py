@@ -123,11 +123,11 @@ def test_colour_statistics_do_not_depend_on_class() -> None:
 def test_failure_midway_leaves_no_dataset_and_no_temp_dir(tmp_path: Path, monkeypatch) -> None:
     real, calls = embedded.render_image, []
 
-    def flaky(rng, shape_id, size):
+    def flaky(rng, shape_id, size, nuisance):
         calls.append(shape_id)
         if len(calls) == 5:
             raise RuntimeError("killed")
-        return real(rng, shape_id, size)
+        return real(rng, shape_id, size, nuisance)
 
     monkeypatch.setattr(embedded, "render_image", flaky)
     with pytest.raises(RuntimeError, match="killed"):
@@ -140,7 +140,7 @@ def test_failed_regeneration_keeps_previous_dataset(tmp_path: Path, monkeypatch)
     _generate(root, seed=1, num_classes=2)
     before = _file_bytes(root)
 
-    def broken(rng, shape_id, size):
+    def broken(rng, shape_id, size, nuisance):
         raise RuntimeError("killed")
 
     monkeypatch.setattr(embedded, "render_image", broken)
@@ -188,3 +188,47 @@ def test_progress_goes_to_stderr_only_when_asked(tmp_path: Path, capsys) -> None
     _generate(tmp_path / "b", num_classes=2, progress=True)
     err = capsys.readouterr().err
     assert "6/6" in err and "100%" in err
+
+
+def _quiet(**changes) -> embedded.Nuisance:
+    """No nuisance at all except ``changes``: isolates one factor."""
+    return embedded.Nuisance(**{"radius": (0.8, 0.8), "shift": 0.0, "noise": 0.0, **changes})
+
+
+def test_noise_is_the_only_pixel_difference_it_makes() -> None:
+    clean = embedded.render_image(np.random.default_rng(5), 3, 32, _quiet()).astype(float)
+    noisy = embedded.render_image(np.random.default_rng(5), 3, 32, _quiet(noise=40.0)).astype(float)
+    residual = noisy - clean
+    assert 30.0 < residual.std() < 45.0  # clipping at 0 and 255 shrinks it a little
+    assert abs(residual.mean()) < 5.0
+
+
+def test_position_and_scale_vary_only_within_their_ranges() -> None:
+    def centroid_and_area(nuisance, seed):
+        rng = np.random.default_rng(seed)
+        image = embedded.render_image(rng, 0, 64, nuisance).astype(float)
+        background = image[0, 0]
+        mask = np.abs(image - background).sum(-1) > 30
+        ys, xs = np.nonzero(mask)
+        return np.array([ys.mean(), xs.mean()]) / 64, mask.mean()
+
+    fixed = [centroid_and_area(_quiet(), s) for s in range(6)]
+    moved = [centroid_and_area(_quiet(shift=0.2, radius=(0.4, 0.9)), s) for s in range(30)]
+    assert np.ptp([c for c, _ in fixed], axis=0).max() < 0.02
+    assert np.ptp([a for _, a in fixed]) < 0.01
+    centres = np.array([c for c, _ in moved])
+    assert np.abs(centres - 0.5).max() <= 0.2 + 0.02 and np.ptp(centres, axis=0).min() > 0.15
+    assert np.ptp([a for _, a in moved]) > 0.2
+
+
+def test_nuisance_out_of_range_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match="embedded.nuisance.shift"):
+        _generate(tmp_path / "d", nuisance={"shift": 0.9})
+    assert not (tmp_path / "d").exists()
+
+
+def test_dataset_json_records_the_nuisance_settings(tmp_path: Path) -> None:
+    meta = _generate(tmp_path / "d", num_classes=2, nuisance={"noise": 12.5, "rotation": 30})
+    assert meta["nuisance"]["noise"] == 12.5 and meta["nuisance"]["rotation"] == 30
+    assert meta["nuisance"]["radius"] == list(embedded.Nuisance().radius)
+    assert embedded.Nuisance.from_config(meta["nuisance"]) == embedded.Nuisance(noise=12.5, rotation=30)

@@ -1,11 +1,16 @@
 """A procedural image-classification dataset that ships with the code (no download).
 
-Each class is a SHAPE; everything else (position, scale, rotation, foreground colour and
-shading, background colour and texture, a distractor blob, pixel noise) is drawn per image
-independently of the class. A network therefore has to become invariant to colour and
-texture to classify well: a randomly initialised network's features mostly capture colour
-and texture, while a self-supervised one trained with colour augmentation learns the
-shapes. That gap is what the collapse experiments measure.
+Each class is a SHAPE; everything else is a nuisance drawn per image independently of the
+class (``Nuisance``): the grey levels of shape and background, position, scale and strong pixel
+noise by default; optionally random RGB colours, rotation, a background texture, shading of the
+shape and a distractor blob. The default is designed so that invariance learning pays off within
+a few hundred steps on a CPU: the nuisances a Siamese method's augmentations randomise (grey
+levels by the jitter's brightness and contrast, position and scale by the crop, pixel noise by
+resampling every crop) dominate what an untrained network and a linear classifier on pixels see,
+while the shape survives every augmentation. Random RGB colours are not the default: hue jitter
+of 0.1 leaves them a shortcut (two views of one image share their colours, so SimSiam matches
+views by colour and learns little shape). The harder generator-version-2 design is
+``Nuisance.v2()``.
 
 Images are written in ImageFolder layout (``root/{train,val}/<class>/<index:05d>.png``)
 plus ``root/dataset.json``. Generation is deterministic per image (the RNG is seeded by
@@ -24,6 +29,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +39,54 @@ from siamcollapse.data.sources import print_progress
 from siamcollapse.errors import UserInputError
 from siamcollapse.io import write_json
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 SUPERSAMPLE = 4
 SPLIT_IDS = {"train": 0, "val": 1}
 TEXTURES = ("plain", "stripes", "checker", "gradient", "blotches")
+COLOURS = ("gray", "rgb")
+
+
+@dataclass(frozen=True)
+class Nuisance:
+    """How much each class-independent factor varies (the config's ``embedded.nuisance``)."""
+
+    colour: str = "gray"  # 'gray': grey levels (what the jitter's brightness and contrast randomise); 'rgb'
+    radius: tuple[float, float] = (0.7, 0.9)  # shape radius, as a fraction of half the side
+    shift: float = 0.1  # largest offset of the shape's centre, as a fraction of the side
+    rotation: float = 0.0  # largest rotation either way, in degrees
+    noise: float = 50.0  # std of the Gaussian pixel noise, in 0-255 units
+    texture: float = 0.0  # largest contrast of a background texture (0: plain background)
+    shading: float = 0.0  # largest depth of a texture shading the shape (0: flat colour)
+    distractor_p: float = 0.0  # probability of a small blob behind the shape
+
+    def __post_init__(self) -> None:
+        low, high = self.radius
+        checks = {
+            "colour": self.colour in COLOURS,
+            "radius": 0.0 < low <= high <= 1.0,
+            "shift": 0.0 <= self.shift <= 0.5,
+            "rotation": 0.0 <= self.rotation <= 180.0,
+            "noise": self.noise >= 0.0,
+            "texture": 0.0 <= self.texture <= 1.0,
+            "shading": 0.0 <= self.shading <= 1.0,
+            "distractor_p": 0.0 <= self.distractor_p <= 1.0,
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise UserInputError(f"config: key 'embedded.nuisance.{key}': {getattr(self, key)} is out of range")
+
+    @classmethod
+    def from_config(cls, settings: dict | None) -> Nuisance:
+        settings = dict(settings or {})
+        if "radius" in settings:
+            settings["radius"] = tuple(settings["radius"])
+        return cls(**settings)
+
+    @classmethod
+    def v2(cls) -> Nuisance:
+        """The generator-version-2 design: too hard to learn in a CPU budget (kept for comparison)."""
+        return cls(colour="rgb", radius=(0.5, 0.9), shift=0.2, rotation=180.0, noise=3.0, texture=0.35, shading=0.4,
+                   distractor_p=0.25)
 
 # A shape is a list of (polygon in unit coordinates within the unit disc, fill 255 or 0);
 # later polygons are drawn over earlier ones, so fill 0 cuts holes.
@@ -184,44 +234,54 @@ def _texture_field(rng: np.random.Generator, size: int) -> np.ndarray:
     return field / field.max()
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    base, other = rng.uniform(0, 255, (2, 3)).astype(np.float32)
-    # Subtle textures: strong ones drown a 32-px shape for the few hundred steps a CPU run has.
-    contrast = rng.uniform(0.0, 0.35)
+def _random_colours(rng: np.random.Generator, n: int, colour: str) -> np.ndarray:
+    """``n`` random colours (n x 3, 0-255): independent channels, or one grey level each."""
+    if colour == "gray":
+        return np.repeat(rng.uniform(0, 255, (n, 1)), 3, axis=1).astype(np.float32)
+    return rng.uniform(0, 255, (n, 3)).astype(np.float32)
+
+
+def _background(rng: np.random.Generator, size: int, nuisance: Nuisance) -> np.ndarray:
+    base, other = _random_colours(rng, 2, nuisance.colour)
+    texture = nuisance.texture
+    if texture == 0.0:
+        return np.broadcast_to(base, (size, size, 3)).copy()
+    contrast = rng.uniform(0.0, texture)
     return base + (other - base) * (contrast * _texture_field(rng, size))[..., None]
 
 
-def _foreground_colour(rng: np.random.Generator, background: np.ndarray) -> np.ndarray:
-    """Random RGB, resampled (class-independently) until it stands out from the background."""
+def _foreground_colour(rng: np.random.Generator, background: np.ndarray, colour: str) -> np.ndarray:
+    """A random colour, resampled (class-independently) until it stands out from the background."""
     mean = background.reshape(-1, 3).mean(0)
-    colour = rng.uniform(0, 255, 3)
     for _ in range(20):
-        if np.linalg.norm(colour - mean) >= 80:
+        drawn = _random_colours(rng, 1, colour)[0]
+        if np.linalg.norm(drawn - mean) >= 80:
             break
-        colour = rng.uniform(0, 255, 3)
-    return colour.astype(np.float32)
+    return drawn
 
 
 def _composite(image: np.ndarray, coverage: np.ndarray, colour: np.ndarray) -> np.ndarray:
     return image * (1.0 - coverage) + colour * coverage
 
 
-def render_image(rng: np.random.Generator, shape_id: int, size: int) -> np.ndarray:
+def render_image(rng: np.random.Generator, shape_id: int, size: int, nuisance: Nuisance = Nuisance()) -> np.ndarray:
     """One uint8 HWC image of shape ``shape_id``; every nuisance factor comes from ``rng``."""
-    image = _background(rng, size)
-    if rng.random() < 0.25:  # small distractor blob, behind the shape
+    image = _background(rng, size, nuisance)
+    if nuisance.distractor_p and rng.random() < nuisance.distractor_p:  # small blob, behind the shape
         blob = _coverage_mask(
             SHAPES["circle"], rng.uniform(0, size, 2), rng.uniform(0.05, 0.12) * size, 0.0, size
         )
         image = _composite(image, blob, rng.uniform(0, 255, 3).astype(np.float32))
-    radius = rng.uniform(0.5, 0.9) * size / 2
-    centre = size / 2 + rng.uniform(-0.2, 0.2, 2) * size
-    coverage = _coverage_mask(
-        SHAPES[SHAPE_NAMES[shape_id]], centre, radius, rng.uniform(0, 2 * np.pi), size
-    )
-    shading = 1.0 + rng.uniform(0.0, 0.4) * (_texture_field(rng, size)[..., None] - 0.5)
-    image = _composite(image, coverage, _foreground_colour(rng, image) * shading)
-    image += rng.normal(0.0, rng.uniform(0.0, 6.0), image.shape).astype(np.float32)
+    radius = rng.uniform(*nuisance.radius) * size / 2
+    centre = size / 2 + rng.uniform(-nuisance.shift, nuisance.shift, 2) * size
+    angle = math.radians(rng.uniform(-nuisance.rotation, nuisance.rotation))
+    coverage = _coverage_mask(SHAPES[SHAPE_NAMES[shape_id]], centre, radius, angle, size)
+    colour = _foreground_colour(rng, image, nuisance.colour)
+    if nuisance.shading:
+        colour = colour * (1.0 + rng.uniform(0.0, nuisance.shading) * (_texture_field(rng, size)[..., None] - 0.5))
+    image = _composite(image, coverage, colour)
+    if nuisance.noise:
+        image += rng.normal(0.0, nuisance.noise, image.shape).astype(np.float32)
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
@@ -253,6 +313,7 @@ def _write_split(
     per_class: int,
     seed: int,
     size: int,
+    nuisance: Nuisance,
     report: Callable[[int], None],
 ) -> None:
     for class_id, name in enumerate(classes):
@@ -260,7 +321,7 @@ def _write_split(
         folder.mkdir(parents=True)
         for index in range(per_class):
             rng = np.random.default_rng([seed, SPLIT_IDS[split], class_id, index])
-            Image.fromarray(render_image(rng, class_id, size)).save(
+            Image.fromarray(render_image(rng, class_id, size, nuisance)).save(
                 folder / f"{index:05d}.png", format="PNG"
             )
             report(1)
@@ -290,11 +351,13 @@ def generate(
     train_per_class: int,
     val_per_class: int,
     image_size: int = 32,
+    nuisance: dict | None = None,
     progress: bool = True,
 ) -> dict:
     """Write the dataset to ``root`` atomically and return its metadata (also in dataset.json)."""
     root = Path(root)
     classes = class_names(num_classes)
+    nuisances = Nuisance.from_config(nuisance)
     _check_args(train_per_class, val_per_class, image_size)
     _check_replaceable(root)
     counts = {"train": train_per_class * num_classes, "val": val_per_class * num_classes}
@@ -310,7 +373,7 @@ def generate(
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
     try:
         for split, per_class in (("train", train_per_class), ("val", val_per_class)):
-            _write_split(tmp, split, classes, per_class, seed, image_size, report)
+            _write_split(tmp, split, classes, per_class, seed, image_size, nuisances, report)
         meta = {
             "generator": "siamcollapse.data.embedded",
             "generator_version": GENERATOR_VERSION,
@@ -319,6 +382,7 @@ def generate(
             "train_per_class": train_per_class,
             "val_per_class": val_per_class,
             "image_size": image_size,
+            "nuisance": {**asdict(nuisances), "radius": list(nuisances.radius)},
             "supersample": SUPERSAMPLE,
             "classes": classes,
             "counts": counts,
