@@ -102,3 +102,23 @@ def test_distillation_trains_a_student_from_the_teacher_checkpoint(experiment, t
     assert meta["run"]["method"] == "distill" and meta["run"]["teacher"] == "moco-100pct"
     stats = meta["distill_stats"]
     assert stats["mean"].shape == stats["std"].shape == (load_backbone(out / "moco-100pct" / "checkpoint.pt")[0].feature_dim,)
+
+
+def test_mocov3_decays_its_cosine_lr_every_step(experiment, tiny_dataset):
+    """MoCo-v3's schedule (lr_decay: step) reaches the loop: the lr logged at each epoch's last
+    step is the cosine at that step's fraction of the run, not at the epoch's start."""
+    import math
+
+    import yaml
+
+    out = experiment[2]
+    if not (out / "moco-100pct" / "checkpoint.pt").exists():
+        assert segment(experiment, tiny_dataset, "moco-100pct") == 0
+    hp = yaml.safe_load((out / "moco-100pct" / "config.yaml").read_text())["pretrain"]
+    assert hp["lr_decay"] == "step" and hp["warmup_epochs"] == 1
+    initial = hp["base_lr"] * hp["batch_size"] / 256
+    steps, epochs, warmup = hp["steps_per_epoch"], hp["epochs"], hp["warmup_epochs"]
+    for row in log_rows(out / "moco-100pct")[warmup:]:
+        done = int(row["epoch"]) - 1 + (steps - 1) / steps - warmup
+        expected = initial * 0.5 * (1 + math.cos(math.pi * done / (epochs - warmup)))
+        assert float(row["lr"]) == pytest.approx(expected, abs=1e-6)
