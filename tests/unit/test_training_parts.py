@@ -1,12 +1,13 @@
 """Schedules, batch plans and sharding."""
 
+import itertools
 import math
 
 import pytest
 import torch
 
-from siamcollapse.plan import steps_per_epoch
 from siamcollapse.config import SCHEMA_PATH, load_yaml
+from siamcollapse.plan import steps_per_epoch
 from siamcollapse.training.schedules import (
     apply_lr,
     apply_scheduled_lr,
@@ -59,7 +60,7 @@ def test_per_step_decay_follows_the_cosine_at_every_step():
             expected = cosine_lr(1.0, epoch + step / 4 - 2, 10)
             assert learning_rate(1.0, epoch, step, 4, 12, 2, decay="step") == pytest.approx(expected)
     within = [learning_rate(1.0, 5, step, 4, 12, 2, decay="step") for step in range(4)]
-    assert all(a > b for a, b in zip(within, within[1:]))  # moves inside an epoch; per-epoch decay does not
+    assert all(a > b for a, b in itertools.pairwise(within))  # moves inside an epoch; per-epoch decay does not
     assert len({learning_rate(1.0, 5, step, 4, 12, 2) for step in range(4)}) == 1
     warmup = [learning_rate(1.0, 0, step, 4, 12, 2, decay="step") for step in range(4)]
     assert warmup == pytest.approx([learning_rate(1.0, 0, step, 4, 12, 2) for step in range(4)])

@@ -22,7 +22,6 @@ from torch.utils.data import DataLoader, Dataset
 from ..errors import UserInputError
 from .augment import WHOLE_BATCH, AugmentConfig, BatchAugment, BatchShare
 
-
 # Config keys that may hold one value for both views or a [view 1, view 2] pair.
 PER_VIEW_KEYS = ("crop_min_scale", "jitter_p", "saturation", "grayscale_p", "blur_p", "solarize_p", "flip_p")
 # Defaults of the keys added with per-view augmentation, for settings written before them.

@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 # A dimension whose training-set std is at most this fraction of the largest one is constant
 # up to float rounding (float32 noise is ~1e-7 relative).
 ZERO_VARIANCE_RTOL = 1e-6
