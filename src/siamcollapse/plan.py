@@ -378,7 +378,7 @@ def stage_config_keys(config: dict[str, Any], stage: str, run: Run | None = None
         seed = [] if run.seed_group != run.name else ["pretrain.seed"]  # a listed seed is in the run's name
         return ["model", *seed, *size, *overrides]
     if run.teacher is not None:
-        return ["dataset", "model", "pretrain", "augment", f"methods.{DISTILL}", f"distillations.{run.name}"]
+        return ["dataset", "model", "pretrain", "augment", f"methods.{DISTILL}", f"distillations.{run.group}"]
     overrides = [f"runs.{run.group}.{section}" for section in ("model", "pretrain", "augment")
                  if section in config["runs"][run.group]]
     return ["dataset", "model", "pretrain", "augment", f"methods.{run.method}", *overrides]

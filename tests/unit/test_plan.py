@@ -182,6 +182,9 @@ def test_a_teacher_named_by_its_seed_group_pairs_seeds_with_a_seeded_student():
     runs = plan.expand_runs(config)
     assert runs["s-s1"].teacher is runs["t-100pct-s1"] and runs["s-s0"].teacher is runs["t-100pct-s0"]
     assert runs["s-s1"].info()["seed_group"] == "s"
+    # a seeded student reads its own config entry, named without the seed
+    assert "distillations.s" in plan.stage_config_keys(config, "pretrain", runs["s-s1"])
+    assert plan.stage_settings(config, "pretrain", runs["s-s1"])["distillations.s"]["seeds"] == [0, 1]
     # an unseeded student must name one seed's run; a full name always resolves
     unseeded = config_with(runs={"t": teacher}, distillations={"s": {"teacher": "t-100pct", "model": {"arch": "resnet18"}}})
     with pytest.raises(UserInputError, match=r"distillations\.s\.teacher.*t-100pct-s0"):
