@@ -60,7 +60,7 @@ wildcard_constraints:
     fraction="|".join(map(str, FRACTION_OF_TAG)),
 
 
-def resources_of(family):
+def resources_of(family, gpus=True):
     """Scheduler resources of a stage family, from the config (never hard-coded in rules).
 
     Names are Snakemake's and the SLURM executor's: `mem_mb`, `runtime` (minutes), `gpu` (ask
@@ -69,6 +69,8 @@ def resources_of(family):
     """
     values = config["resources"][family]
     resources = {"mem_mb": values["mem_mb"], "runtime": values["runtime"]}
+    if not gpus:  # a job of the family that runs no network (the raw-pixel floor)
+        return {**resources, "gpu": 0}
     if values["nodes"] == 1:
         return {**resources, "gpu": values["gpu"]}
     return {**resources, "nodes": values["nodes"], "tasks": values["nodes"], "mpi": "srun",

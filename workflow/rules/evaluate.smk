@@ -49,7 +49,7 @@ rule extract_raw_pixels:
         LOGS / "extract" / "{run}.log",
     threads: threads_of("extract")
     resources:
-        **resources_of("extract"),
+        **resources_of("extract", gpus=False),
     shell:
         "siamcollapse extract-pixels {params.config} --data-root {input.data} --features-dir {params.features_dir}"
         " --spectrum {output.spectrum} --summary {output.metrics} --info {output.info}"
