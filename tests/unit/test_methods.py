@@ -178,15 +178,19 @@ def test_mocov3_on_a_vit_gets_a_three_layer_projector():
     assert isinstance(model.predictor[-1], nn.BatchNorm1d) and not model.predictor[-1].affine
 
 
+def _predictions_and_targets(model, view1, view2):
+    """A momentum method's online predictions and momentum targets of both views, computed by hand."""
+    online = tuple(model.predictor(model.projector(model.backbone(v))) for v in (view1, view2))
+    target = tuple(model.momentum_projector(model.momentum_backbone(v)) for v in (view1, view2))
+    return online, target
+
+
 @torch.no_grad()
 def test_mocov3_loss_is_the_symmetric_info_nce_of_online_queries_and_momentum_keys():
     model = make("mocov3").train()
     view1, view2 = views()
     loss = model(view1, view2).loss
-    q1 = model.predictor(model.projector(model.backbone(view1)))
-    q2 = model.predictor(model.projector(model.backbone(view2)))
-    k1 = model.momentum_projector(model.momentum_backbone(view1))
-    k2 = model.momentum_projector(model.momentum_backbone(view2))
+    (q1, q2), (k1, k2) = _predictions_and_targets(model, view1, view2)
     expected = info_nce(q1, k2, 1.0) + info_nce(q2, k1, 1.0)
     assert float(loss) == pytest.approx(float(expected), rel=1e-5)
 
@@ -206,10 +210,7 @@ def test_byol_sums_its_two_loss_terms_as_the_authors():
     model = make("byol").train()
     view1, view2 = views()
     loss = model(view1, view2).loss
-    p1 = model.predictor(model.projector(model.backbone(view1)))
-    p2 = model.predictor(model.projector(model.backbone(view2)))
-    t1 = model.momentum_projector(model.momentum_backbone(view1))
-    t2 = model.momentum_projector(model.momentum_backbone(view2))
+    (p1, p2), (t1, t2) = _predictions_and_targets(model, view1, view2)
     expected = 4 - 2 * F.cosine_similarity(p1, t2).mean() - 2 * F.cosine_similarity(p2, t1).mean()
     assert float(loss) == pytest.approx(float(expected), rel=1e-5)
 

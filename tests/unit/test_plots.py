@@ -479,13 +479,18 @@ def _with_seeds_and_floors(table: pd.DataFrame, spectra: dict[str, np.ndarray]) 
     return build_run_table(records), seeded
 
 
-def test_auc_trend_shows_the_mean_over_seeds_with_sd_error_bars(table, spectra, tmp_path: Path) -> None:
+def _seeded_figure_axes(plot, table, spectra, tmp_path: Path):
+    """The axes ``plot`` draws for the seeded table with both floors (the figure is not written)."""
     seeded, _ = _with_seeds_and_floors(table, spectra)
     capture = _Capture()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(io, "save_figure", capture)
-        plots.plot_auc_vs_fraction(seeded, tmp_path / "f.png")
-    ax = capture.figures["f.png"].axes[0]
+        plot(seeded, tmp_path / "figure.png")
+    return capture.figures["figure.png"].axes[0]
+
+
+def test_auc_trend_shows_the_mean_over_seeds_with_sd_error_bars(table, spectra, tmp_path: Path) -> None:
+    ax = _seeded_figure_axes(plots.plot_auc_vs_fraction, table, spectra, tmp_path)
     trend = next(line for line in ax.get_lines() if line.get_label() == "SimSiam IID · resnet18")
     assert trend.get_ydata()[-1] == pytest.approx(0.82)  # the mean of the two seeds at 100%
     bars = [c for c in ax.containers if c.__class__.__name__ == "ErrorbarContainer"]
@@ -497,12 +502,7 @@ def test_auc_trend_shows_the_mean_over_seeds_with_sd_error_bars(table, spectra, 
 
 
 def test_accuracy_figure_shows_chance_and_both_floors(table, spectra, tmp_path: Path) -> None:
-    seeded, _ = _with_seeds_and_floors(table, spectra)
-    capture = _Capture()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(io, "save_figure", capture)
-        plots.plot_auc_vs_accuracy(seeded, tmp_path / "a.png")
-    ax = capture.figures["a.png"].axes[0]
+    ax = _seeded_figure_axes(plots.plot_auc_vs_accuracy, table, spectra, tmp_path)
     labels = _legend_labels(ax)
     assert "chance (10.0%)" in labels and "raw pixels (15.0%)" in labels
     assert any(label.startswith("random init resnet18 (mean 12.0%") for label in labels)
