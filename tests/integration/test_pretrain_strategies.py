@@ -17,6 +17,7 @@ GROUPS = {
     "sp": {"fractions": [1.0], "pretrain": {"strategy": "single-pass"}},
     "hy": {"fractions": [1.0], "pretrain": {"strategy": "hybrid", "switch_epoch": 1, "hybrid_from": "sp"}},
     "moco": {"fractions": [1.0], "pretrain": {"method": "mocov3", "warmup_epochs": 1}},
+    "std": {"fractions": [1.0], "pretrain": {"zero_init_residual": False}},
 }
 OVERRIDES = {
     "pretrain": {"epochs": 3, "steps_per_epoch": 2},
@@ -122,3 +123,18 @@ def test_mocov3_decays_its_cosine_lr_every_step(experiment, tiny_dataset):
         done = int(row["epoch"]) - 1 + (steps - 1) / steps - warmup
         expected = initial * 0.5 * (1 + math.cos(math.pi * done / (epochs - warmup)))
         assert float(row["lr"]) == pytest.approx(expected, abs=1e-6)
+
+
+def test_pretrain_zero_init_residual_picks_the_trained_network_s_init(experiment, tiny_dataset, single_pass):
+    """SimSiam's zero-init residual (the default) starts the last BN of every residual branch at 0;
+    `pretrain.zero_init_residual: false` starts it at torchvision's 1. Six small steps later the
+    two are still far apart."""
+    def last_bn_scale(run_dir: Path) -> float:
+        state = weights(run_dir)
+        last_bns = [name for name in state if name.startswith("layer") and name.endswith("bn2.weight")]
+        assert len(last_bns) == 8  # ResNet-18: two basic blocks in each of four stages
+        return float(torch.cat([state[name].abs() for name in last_bns]).mean())
+
+    out = experiment[2]
+    assert segment(experiment, tiny_dataset, "std-100pct") == 0
+    assert last_bn_scale(out / "std-100pct") > 0.5 > last_bn_scale(out / "sp-100pct")

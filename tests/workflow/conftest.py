@@ -19,12 +19,12 @@ PROJECT_FILES = ["Snakefile", "workflow", "configs", "config.yaml", "profiles", 
                  ".dvcignore", ".dvc/config"]
 
 
-def runs_of_test_config() -> list[str]:
-    """Every run of configs/test.yaml, as the plan names them."""
+def runs_of_test_config(path: Path = REPO / "configs" / "test.yaml") -> list[str]:
+    """Every run of configs/test.yaml (or of the config at ``path``), as the plan names them."""
     from siamcollapse import plan
     from siamcollapse.config import load_experiment
 
-    return list(plan.expand_runs(load_experiment([REPO / "configs" / "test.yaml"])))
+    return list(plan.expand_runs(load_experiment([path])))
 
 
 def _run(cmd: list[str], cwd: Path, check: bool, timeout: int) -> subprocess.CompletedProcess:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from siamcollapse.dvc_yaml import CHECK_STAGE
+from siamcollapse.plan import RAW_PIXELS
 
 from .conftest import REPO, copy_project, edit_yaml, in_project, runs_of_test_config
 from .test_snakemake import CONFIGS
@@ -98,11 +99,25 @@ def dvc_repro(project: Path) -> set[str]:
     return ran_stages(in_project(project, "dvc", "repro", TEST_PIPELINE).stdout)
 
 
+def keep_only(config_path: Path, groups: list[str]) -> None:
+    """Trim a config to the run groups ``groups`` (no distillations)."""
+    config = yaml.safe_load(config_path.read_text())
+    config["runs"] = {name: spec for name, spec in config["runs"].items() if name in groups}
+    config.pop("distillations", None)
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
 @pytest.mark.workflow
 def test_dvc_repro_reruns_only_invalidated_stages_and_snakemake_agrees(project):
+    # dvc repro runs one stage at a time, so this test trains two run groups (three runs, the
+    # floors, both subsets) rather than the whole test config; that DVC's stages for all of it are
+    # Snakemake's commands, outputs and inputs is checked above without running them.
+    keep_only(project / "configs/test.yaml", ["simsiam-resnet18", "simsiam-resnet18-decaypred"])
     in_project(project, "siamcollapse", "dvc-yaml", "--configfile", "configs/test.yaml")
     first = dvc_repro(project)
-    assert {"prepare_data", "pretrain-simsiam-resnet18-50pct", "collect_tables", "plot_figures"} <= first
+    runs = runs_of_test_config(project / "configs/test.yaml")
+    assert {"prepare_data", "collect_tables", "plot_figures", *[f"knn-{run}" for run in runs],
+            *[f"pretrain-{run}" for run in runs if run != RAW_PIXELS]} <= first
     assert dvc_repro(project) == set()
     status = in_project(project, "dvc", "status", TEST_PIPELINE).stdout
     assert "up to date" in status
@@ -111,7 +126,6 @@ def test_dvc_repro_reruns_only_invalidated_stages_and_snakemake_agrees(project):
     assert dvc_repro(project) == set()
 
     edit_yaml(project / "configs/test.yaml", ("linear_probe.lr", 0.2))
-    runs = runs_of_test_config()
     assert dvc_repro(project) == {CHECK_STAGE, "collect_tables", "plot_figures",
                                   *[f"linear_probe-{run}" for run in runs]}
 

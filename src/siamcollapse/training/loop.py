@@ -156,7 +156,7 @@ def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None
     random_init = settings["run"]["method"] == RANDOM_INIT
     # A floor is the network before training: torchvision's standard init, not SimSiam's zero-init
     # residual, which silences most residual branches of an untrained ResNet.
-    backbone = backbone_from_config(settings["model"], zero_init_residual=not random_init)
+    backbone = backbone_from_config(settings["model"], zero_init_residual=not random_init and hp["zero_init_residual"])
     if random_init:
         _write_log(files.log, [])
         return _finish(files, backbone, settings, epochs_trained=0)
