@@ -1,21 +1,10 @@
 """The paper's collapse metric (Eq. 2) on real ImageNet spectra and on matrices of known rank."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from siamcollapse import metrics
-
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference-spectra"
-PERCENTS = [1, 5, 10, 20, 50, 100]
-
-
-def reference_spectrum(percent: int) -> np.ndarray:
-    path = REFERENCE / f"resnet18_imagenet_{percent}percent.csv"
-    if not path.is_file():
-        pytest.skip(f"reference spectra not found beside the repository ({REFERENCE})")
-    return np.loadtxt(path, skiprows=1)
+from tests.helpers.reference_spectra import PERCENTS, reference_spectrum
 
 
 def test_auc_matches_the_formula_written_out_on_real_spectra():

@@ -23,9 +23,8 @@ import pytest
 from siamcollapse import io, metrics
 from siamcollapse.reporting import plots
 from siamcollapse.reporting.tables import build_run_table, read_spectrum
+from tests.helpers.reference_spectra import PERCENTS, reference_path
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "reference-spectra"
-PERCENTS = [1, 5, 10, 20, 50, 100]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Illustrative accuracies (not from the paper): only their presence matters to the plots.
 LINEAR_TOP1 = {1: 30.0, 5: 45.0, 10: 52.0, 20: 57.0, 50: 63.0, 100: 66.0}
@@ -38,12 +37,8 @@ def _run(percent: int) -> str:
 
 @pytest.fixture(scope="module")
 def reference() -> dict[int, np.ndarray]:
-    """The six real spectra, keyed by percent of ImageNet; skip where they are not shipped."""
-    paths = {p: REFERENCE_DIR / f"resnet18_imagenet_{p}percent.csv" for p in PERCENTS}
-    missing = [str(path) for path in paths.values() if not path.is_file()]
-    if missing:
-        pytest.skip(f"reference spectra not available (shared/ beside the repo): {missing}")
-    return {p: read_spectrum(path) for p, path in paths.items()}
+    """The six real spectra, keyed by percent of ImageNet, read by the project's own reader."""
+    return {p: read_spectrum(reference_path(p)) for p in PERCENTS}
 
 
 def _baseline_spectrum() -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Code shared by test files (fixture data and loaders); no tests here."""
