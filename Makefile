@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test install dvc-repro clean
+.PHONY: run test test-fast install dvc-repro clean
 
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
@@ -21,6 +21,10 @@ dvc-repro: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Unit and stage-integration tests only: no workflow engine (Snakemake, DVC, SLURM).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not workflow"
 
 install: $(STAMP)
 

@@ -19,6 +19,15 @@ PROJECT_FILES = ["Snakefile", "workflow", "configs", "config.yaml", "profiles", 
                  ".dvcignore", ".dvc/config"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in tests/workflow/ runs a workflow engine (or reads its files): mark it, so that
+    `-m "not workflow"` (make test-fast) leaves them all out."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.workflow)
+
+
 def runs_of_test_config(path: Path = REPO / "configs" / "test.yaml") -> list[str]:
     """Every run of configs/test.yaml (or of the config at ``path``), as the plan names them."""
     from siamcollapse import plan

@@ -107,7 +107,6 @@ def keep_only(config_path: Path, groups: list[str]) -> None:
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-@pytest.mark.workflow
 def test_dvc_repro_reruns_only_invalidated_stages_and_snakemake_agrees(project):
     # dvc repro runs one stage at a time, so this test trains two run groups (three runs, the
     # floors, both subsets) rather than the whole test config; that DVC's stages for all of it are

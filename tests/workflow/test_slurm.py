@@ -71,7 +71,6 @@ def fingerprints(project: Path) -> dict[str, str]:
             for path in sorted((project / "results/test/runs").glob("*/checkpoint.pt"))}
 
 
-@pytest.mark.workflow
 @pytest.mark.slurm
 def test_test_config_runs_as_slurm_jobs_with_the_results_of_a_local_run(slurm_cluster, local_test_run, tmp_path):
     project = copy_project(tmp_path / "project")

@@ -112,7 +112,6 @@ def planned(project: Path, *args: str) -> tuple[dict[str, int], set[str]]:
     return job_counts(proc.stdout), set(re.findall(r"wildcards: run=([^\s,]+)", proc.stdout))
 
 
-@pytest.mark.workflow
 def test_snakemake_reruns_only_invalidated_stages_and_dvc_commit_records_its_work(local_test_run, tmp_path):
     run = ("snakemake", "--cores", "2", "--configfile", "configs/test.yaml")
     project = copy_tree(local_test_run, tmp_path / "project")  # the shared run, copied: this test edits it
