@@ -14,7 +14,7 @@ run: $(STAMP)
 	$(BIN)/snakemake --report results/report.html
 	@echo "Results: results/tables/runs.md, results/figures/, results/report.html"
 
-# The same DAG through DVC (dvc.yaml is generated from the Snakefile; see README). Its stage
+# The same DAG through DVC (dvc.yaml is generated from the Snakefile; see docs/dvc.md). Its stage
 # commands (`siamcollapse ...`) are found on PATH, as in an activated environment.
 dvc-repro: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro

@@ -15,15 +15,18 @@ Prints images/s of each and the ratios. Usage:
 from __future__ import annotations
 
 import argparse
-import json
+import csv
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+import yaml
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
+from siamcollapse import plan
+from siamcollapse.config import load_experiment
 from siamcollapse.data.embedded import generate
 from siamcollapse.data.sources import scan_labels
 from siamcollapse.data.subsets import write_subset
@@ -97,35 +100,44 @@ def model_only(steps: int) -> float:
     return timed_steps(iter(lambda: views, None), model, optimizer, warmup=3, steps=steps)
 
 
+def stage_settings(root: Path, work: Path, steps: int) -> dict:
+    """The pretrain stage's settings for the benchmark's run, resolved by the stages' own config
+    and plan code (so they cannot drift from what the stage reads)."""
+    experiment = {
+        "output_dir": str(work / "results"),
+        "dataset": {"source": "embedded", "root": str(root), "image_size": SIZE, "in_memory": True},
+        "model": {"arch": "resnet18", "width": 64, "stem": "imagenet"},
+        "pretrain": {"epochs": 2, "steps_per_epoch": steps, "batch_size": BATCH, "num_workers": 0},
+        "methods": {"simsiam": {key: HEADS[key] for key in ("proj_dim", "pred_dim", "fix_pred_lr")}},
+        "runs": {"bench": {"fractions": [1.0]}},
+        "random_init_baseline": False,
+    }
+    config_file = work / "bench.yaml"
+    config_file.write_text(yaml.safe_dump(experiment))
+    config = load_experiment([config_file])
+    return plan.pretrain_settings(config, plan.find_run(config, "bench-100pct"))
+
+
 def stage(root: Path, work: Path, steps: int) -> float:
     """The real pretraining stage; the second epoch's images/s from its own log."""
     labels, _ = scan_labels("embedded", root, "train")
     write_subset(work / "subset.json", labels, 1.0, 0, True)
-    settings = {
-        "run": {"run": "bench", "group": "bench", "method": "simsiam", "arch": "resnet18", "dataset_fraction": 1.0,
-                "strategy": "iid"},
-        "model": {"arch": "resnet18", "width": 64, "stem": "imagenet"},
-        "pretrain": {"method": "simsiam", "strategy": "iid", "epochs": 2, "steps_per_epoch": steps,
-                     "batch_size": BATCH, "base_lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4, "seed": 0,
-                     "num_workers": 0, "log_every": 0, **HEADS},
-        "data": {"source": "embedded", "image_size": SIZE, "in_memory": True},
-        "augment": {"crop_min_scale": 0.2, "jitter_p": 0.8, "grayscale_p": 0.2, "blur_p": 0.5, "flip_p": 0.5},
-    }
-    files = pretrain(json.loads(json.dumps(settings)), root, work / "subset.json", work / "run")
-    last = files.log.read_text().splitlines()[-1].split(",")
-    return float(last[4])
+    files = pretrain(stage_settings(root, work, steps), root, work / "subset.json", work / "run")
+    with open(files.train_log) as handle:
+        return float(list(csv.DictReader(handle))[-1]["images_per_s"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40, help="timed steps per measurement")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the training process")
+    parser.add_argument("--images-per-class", type=int, default=200, help="training images per class generated")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         root = work / "embedded"
-        generate(root, seed=0, train_per_class=200, val_per_class=1, image_size=SIZE, progress=False)
+        generate(root, seed=0, train_per_class=args.images_per_class, val_per_class=1, image_size=SIZE, progress=False)
         results = {
             "reference (PIL, 2 workers)": reference(root, args.steps),
             "siamcollapse pretrain stage": stage(root, work, args.steps),

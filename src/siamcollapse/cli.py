@@ -29,6 +29,7 @@ from .stages import HELP as STAGE_HELP
 # Commands that are not pipeline stages: name -> (module, one-line help).
 TOOLS = {
     "dvc-yaml": ("dvc_yaml", "Write (or --check) the DVC pipeline of a config, generated from the Snakemake workflow."),
+    "config-docs": ("config_docs", "Write (or --check) docs/config.md, the reference of every config key, from the schema."),
     "launch": ("launch", "Run a stage on several processes, GPUs or nodes (accelerate launch; srun across nodes)."),
 }
 TOOL_HELP = {name: text for name, (_, text) in TOOLS.items()}

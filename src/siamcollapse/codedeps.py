@@ -48,6 +48,14 @@ def _imported_modules(name: str, path: Path) -> set[str]:
     return {m for m in found if m.split(".")[0] == PACKAGE and module_path(m) is not None}
 
 
+def direct_imports(name: str) -> set[str]:
+    """The package modules that module ``name`` imports itself (not transitively)."""
+    path = module_path(name)
+    if path is None:
+        raise ValueError(f"no module {name} in {PACKAGE_DIR}")
+    return _imported_modules(name, path)
+
+
 def _with_parents(name: str) -> list[str]:
     parts = name.split(".")
     return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]

@@ -9,18 +9,15 @@ one key reruns only the stages (and runs) that read it, in either engine.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .config import deep_merge, get_dotted
 from .errors import UserInputError
+from .layout import OutputTree, RunDir
 from .models.naming import model_name, relevant_model
-
-RANDOM_INIT = "random-init"
-RAW_PIXELS = "raw-pixels"  # the pixel floor: the probes on the eval-transformed images themselves
-DISTILL = "distill"
+from .names import DISTILL, RANDOM_INIT, RAW_PIXELS
 
 
 @dataclass(frozen=True)
@@ -331,16 +328,16 @@ def backbone_runs(runs: dict[str, Run]) -> list[str]:
 # --- paths --------------------------------------------------------------------------------
 
 
-def output_dir(config: dict[str, Any]) -> Path:
-    return Path(config["output_dir"])
+def output_tree(config: dict[str, Any]) -> OutputTree:
+    return OutputTree(Path(config["output_dir"]))
 
 
-def run_dir(config: dict[str, Any], run: str) -> Path:
-    return output_dir(config) / "runs" / run
+def run_dir(config: dict[str, Any], run: str) -> RunDir:
+    return output_tree(config).run(run)
 
 
 def subset_file(config: dict[str, Any], fraction: float) -> Path:
-    return output_dir(config) / "subsets" / f"{fraction_tag(fraction)}.json"
+    return output_tree(config).subset(fraction_tag(fraction))
 
 
 # --- stage settings -----------------------------------------------------------------------
@@ -401,13 +398,6 @@ def pretrain_settings(config: dict[str, Any], run: Run) -> dict[str, Any]:
         "data": {k: dataset[k] for k in ("source", "image_size", "in_memory")},
         "augment": run.augment,
     }
-
-
-def steps_per_epoch(pretrain: dict[str, Any], num_train: int) -> int:
-    """Steps in one epoch: fixed by the *full* training set, whatever the subset (compute-matched)."""
-    if pretrain.get("steps_per_epoch"):
-        return int(pretrain["steps_per_epoch"])
-    return max(1, math.ceil(num_train / pretrain["batch_size"]))
 
 
 def check_dataset_root(config: dict[str, Any]) -> None:

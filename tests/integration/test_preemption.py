@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from siamcollapse.errors import TrainingInterrupted
-from siamcollapse.training.checkpoint import RESUME_NAME
+from siamcollapse.layout import RunDir
 
 from .test_stages import SIAMCOLLAPSE, SIMSIAM_AND_MOCOV3, pretrain_args, run_cli, whole_subset_experiment
 
@@ -65,7 +65,7 @@ def assert_same_training(resumed: Path, straight: Path) -> None:
         torch.testing.assert_close(a[name], value, rtol=0, atol=1e-6, msg=name)
     same = ["epoch", "steps", "loss", "lr", "z_std"]  # not the timings
     assert [[row[k] for k in same] for row in log_rows(resumed)] == [[row[k] for k in same] for row in log_rows(straight)]
-    assert not (resumed / RESUME_NAME).exists()
+    assert not RunDir(resumed).resume.exists()
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_sigkill_after_an_epoch_resumes_from_its_state(experiment, tiny_dataset,
     killed = start_and_signal(command(experiment, tiny_dataset, run, run_dir, tmp_path / "killed.log"),
                               tmp_path / "killed.log", f"epoch 1/{EPOCHS} ", signal.SIGKILL)
     assert killed.returncode == -signal.SIGKILL
-    assert (run_dir / RESUME_NAME).exists() and not (run_dir / "checkpoint.pt").exists()
+    assert RunDir(run_dir).resume.exists() and not (run_dir / "checkpoint.pt").exists()
 
     resumed = subprocess.run([str(SIAMCOLLAPSE), *command(experiment, tiny_dataset, run, run_dir, tmp_path / "2.log")],
                              capture_output=True, text=True, timeout=300, check=False)
@@ -100,7 +100,7 @@ def test_sigterm_saves_the_step_it_reached_and_a_rerun_continues_there(experimen
                                tmp_path / "1.log", "  epoch 2 step 5/", signal.SIGTERM)
     assert stopped.returncode == TrainingInterrupted.exit_code, stopped.stderr[-3000:]
     assert "stopped by SIGTERM at epoch 2 step " in stopped.stderr and "rerun the same command" in stopped.stderr
-    state = torch.load(run_dir / RESUME_NAME, weights_only=False)
+    state = torch.load(RunDir(run_dir).resume, weights_only=False)
     progress = state["epoch_progress"]
     assert state["epoch"] == 1 and progress["epoch"] == 1 and 5 <= progress["step"] < 20
     assert not (run_dir / "checkpoint.pt").exists()

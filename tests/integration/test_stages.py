@@ -16,11 +16,11 @@ import yaml
 
 from siamcollapse import cli, plan
 from siamcollapse.config import deep_merge, load_experiment
-from siamcollapse.reporting.plots import FIGURE_NAMES
-from siamcollapse.reporting.tables import read_spectrum
+from siamcollapse.layout import FIGURE_NAMES, RunDir
+from siamcollapse.spectrum_csv import read_spectrum
 from siamcollapse.stages import linear_probe as linear_probe_stage
 from siamcollapse.training import loop
-from siamcollapse.training.checkpoint import RESUME_NAME, load_backbone
+from siamcollapse.training.checkpoint import load_backbone
 
 STAGES = ["prepare-data", "make-subset", "pretrain", "extract", "extract-pixels", "linear-probe", "augmented-probe", "knn", "collect", "plot"]
 
@@ -130,7 +130,7 @@ def test_pretrain_writes_checkpoint_log_and_resolved_settings(pipeline: Pipeline
     expected = plan.pretrain_settings(config, plan.expand_runs(config)["tiny-100pct"])
     assert yaml.safe_load((run_dir / "config.yaml").read_text()) == expected  # the settings it really used
     assert expected["pretrain"]["proj_dim"] == 32 and expected["pretrain"]["epochs"] == 2
-    assert not (run_dir / RESUME_NAME).exists()
+    assert not RunDir(run_dir).resume.exists()
 
 
 def test_make_subset_takes_its_seed_and_stratification_from_the_config(tiny_dataset: Path, pipeline: Pipeline,

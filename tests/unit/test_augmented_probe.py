@@ -13,7 +13,7 @@ from torch import nn
 from siamcollapse.evaluation import augmented_probe as ap
 from siamcollapse.evaluation.features import MEAN, STD
 from siamcollapse.models.backbones import build_backbone, state_fingerprint
-from siamcollapse.training.optim import LARS
+from siamcollapse.optim.optimizers import LARS
 
 CPU = torch.device("cpu")
 SETTINGS = {"lr": 0.1, "epochs": 1, "batch_size": 16, "weight_decay": 0.0, "seed": 0}

@@ -34,11 +34,34 @@ def test_module_path_finds_modules_and_packages():
 
 def test_knn_stage_code_is_its_own_code_path_and_the_config_loader():
     files = relative(codedeps.stage_code("knn"))
-    assert {"stages/knn.py", "evaluation/knn.py", "evaluation/features.py", "io.py"} <= files
+    assert {"stages/knn.py", "evaluation/knn.py", "evaluation/feature_cache.py", "io.py", "layout.py"} <= files
     assert {"__init__.py", "stages/__init__.py", "evaluation/__init__.py"} <= files  # packages on the way
     assert {"config.py", "config.schema.yaml"} <= files  # it reads the experiment config
     assert not files & {"training/loop.py", "stages/pretrain.py", "stages/linear_probe.py", "evaluation/linear_probe.py",
                         "reporting/plots.py", "cli.py", "codedeps.py"}
+
+
+# What only a training-side edit may rerun: the augmentation, datasets, models, methods, the loop.
+TRAINING_SIDE = {"data/augment.py", "data/sources.py", "models/backbones.py", "models/vit.py", "methods/__init__.py",
+                 "training/loop.py", "evaluation/features.py"}
+
+
+@pytest.mark.parametrize("stage", ["knn", "linear_probe"])
+def test_stages_that_read_cached_features_do_not_depend_on_augmentation_or_datasets(stage):
+    """Editing the training augmentation reruns pretraining and what consumes its checkpoint, never
+    a probe of cached features (the linear probe reads the checkpoint only for its fingerprint)."""
+    files = relative(codedeps.stage_code(stage))
+    assert "evaluation/feature_cache.py" in files
+    assert not files & {"data/augment.py", "data/sources.py", "evaluation/features.py", "training/loop.py"}
+    if stage == "knn":
+        assert not files & TRAINING_SIDE
+        assert len([f for f in files if f.endswith(".py")]) <= 10  # was 18 with features.py's imports
+
+
+@pytest.mark.parametrize("stage", ["extract", "extract_pixels", "pretrain", "knn", "linear_probe"])
+def test_no_computing_stage_depends_on_the_report_code(stage):
+    """Rewording a table's Markdown note (reporting/) reruns only the tables and figures."""
+    assert not any(f.startswith("reporting/") for f in relative(codedeps.stage_code(stage)))
 
 
 def test_pretrain_stage_code_contains_the_training_loop_and_the_schema():

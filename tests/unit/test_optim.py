@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from siamcollapse.training.optim import LARS, build_optimizer
+from siamcollapse.optim.optimizers import LARS, build_optimizer
 
 
 def _param(values: torch.Tensor, grad: torch.Tensor) -> torch.nn.Parameter:

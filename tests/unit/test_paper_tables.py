@@ -17,10 +17,11 @@ import pandas as pd
 import pytest
 
 from siamcollapse import cli
+from siamcollapse.layout import FIGURE_NAMES, TABLE_FILES
 from siamcollapse.reporting import paper
 from siamcollapse.reporting.paper import PAPER_COLUMN, training_label
-from siamcollapse.reporting.plots import FIGURE_NAMES
-from siamcollapse.reporting.tables import build_run_table, write_spectrum
+from siamcollapse.reporting.tables import build_run_table
+from siamcollapse.spectrum_csv import write_spectrum
 
 NAN = float("nan")
 
@@ -380,8 +381,8 @@ def test_every_published_number_is_reachable_by_its_key() -> None:
 def test_empty_tables_are_written_with_a_note(tmp_path: Path) -> None:
     records = [_record("ss-r18-10pct", "simsiam", "resnet18", fraction=0.1, top1=41.0)]
     paths = paper.write_result_tables(build_run_table(records), tmp_path, compare_to_paper=True)
-    assert [p.name for p in paths] == list(paper.TABLE_FILES)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(paper.TABLE_FILES)  # no temporary files
+    assert [p.name for p in paths] == list(TABLE_FILES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(TABLE_FILES)  # no temporary files
     for name, hint in [("distillation", "distillations:"), ("training_methods", "fraction 1.0"),
                        ("strategies", "fraction 1.0")]:
         text = (tmp_path / f"{name}.md").read_text()
@@ -420,7 +421,7 @@ def test_collect_and_plot_stages_end_to_end(tmp_path: Path, capsys: pytest.Captu
     run_dirs = [_write_run_dir(tmp_path / "runs", r, i) for i, r in enumerate([*records, old_style])]
     out = tmp_path / "tables"
     assert cli.main(["collect", "--run-dirs", *map(str, run_dirs), "--out-dir", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(paper.TABLE_FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(TABLE_FILES)
     assert pd.read_csv(out / "runs.csv")["run"].nunique() == len(run_dirs)
     methods = pd.read_csv(out / "training_methods.csv").set_index("training")
     assert methods.at["SimSiam single-pass", "resnet18"] == 44.3

@@ -17,11 +17,10 @@ from siamcollapse.reporting.tables import (
     build_run_table,
     finding_line,
     read_run_table,
-    read_spectrum,
     run_table_markdown,
     write_run_table,
-    write_spectrum,
 )
+from siamcollapse.spectrum_csv import read_spectrum, write_spectrum
 
 
 def _record(run: str, fraction: float, auc: float, linear: float, **extra) -> dict:

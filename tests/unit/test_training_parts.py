@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from siamcollapse.config import SCHEMA_PATH, load_yaml
-from siamcollapse.plan import steps_per_epoch
-from siamcollapse.training.schedules import (
+from siamcollapse.optim.schedules import (
     apply_lr,
     apply_scheduled_lr,
     cosine_lr,
@@ -17,7 +16,7 @@ from siamcollapse.training.schedules import (
     scaled_lr,
     scheduled_lr,
 )
-from siamcollapse.training.strategies import epoch_batches, shard
+from siamcollapse.training.strategies import epoch_batches, shard, steps_per_epoch
 
 
 def iid(seed=0, batch_size=4, epochs=10):

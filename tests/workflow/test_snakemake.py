@@ -11,8 +11,7 @@ import yaml
 
 from siamcollapse import plan
 from siamcollapse.config import load_experiment
-from siamcollapse.reporting.paper import TABLE_FILES
-from siamcollapse.reporting.plots import FIGURE_NAMES
+from siamcollapse.layout import FIGURE_NAMES, TABLE_FILES
 
 from .conftest import REPO, copy_tree, edit_yaml, in_project, runs_of_test_config, snakemake
 

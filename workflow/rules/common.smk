@@ -15,8 +15,7 @@ from siamcollapse.codedeps import stage_code
 from siamcollapse.config import nest_dotted_keys, validate_config
 from siamcollapse.errors import UserInputError
 from siamcollapse.launch import check_resources, launch_prefix
-from siamcollapse.reporting.paper import TABLE_FILES
-from siamcollapse.reporting.plots import FIGURE_NAMES
+from siamcollapse.layout import FIGURE_NAMES, RUN_TABLE_FILES, TABLE_FILES
 
 try:
     nest_dotted_keys(config)
@@ -30,8 +29,11 @@ except UserInputError as exc:
 # The stage commands come from the environment that runs Snakemake (it imports siamcollapse).
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
-OUT = plan.output_dir(config)
-LOGS = OUT / "logs"
+# Every path comes from siamcollapse.layout (through the plan): TREE is the output directory,
+# RUN a run directory with the {run} wildcard for its name.
+TREE = plan.output_tree(config)
+LOGS = TREE.logs
+RUN = TREE.run("{run}")
 DATA_ROOT = config["dataset"]["root"]
 FRACTION_OF_TAG = {plan.fraction_tag(f): f for f in plan.fractions(config)}
 
@@ -102,18 +104,7 @@ def settings_of(stage):
     return lambda wildcards: plan.stage_settings(config, stage, RUNS.get(wildcards.get("run")))
 
 
-def run_path(run, name):
-    return str(plan.run_dir(config, run) / name)
-
-
-def run_files(name):
-    """The file ``name`` of every run directory (inputs of the results rules)."""
-    return [run_path(run, name) for run in RUNS]
-
-
-def state_file(run, epoch):
-    """The training state of ``run`` after ``epoch`` (a snapshot that hybrid runs continue)."""
-    return run_path(run, f"state-epoch{epoch}.pt")
+RUN_DIRS = [plan.run_dir(config, run) for run in RUNS]
 
 
 def pretrain_inputs(wildcards):
@@ -123,24 +114,23 @@ def pretrain_inputs(wildcards):
     if not run.is_baseline:
         inputs["subset"] = str(plan.subset_file(config, run.dataset_fraction))
     if run.teacher is not None:
-        inputs["teacher"] = run_path(run.teacher.name, "checkpoint.pt")
+        inputs["teacher"] = str(plan.run_dir(config, run.teacher.name).checkpoint)
     start = plan.initial_state(RUNS, run.name, int(wildcards.epoch) if "epoch" in wildcards.keys() else None)
     if start is not None:
-        inputs["init_state"] = state_file(*start)
+        inputs["init_state"] = str(plan.run_dir(config, start[0]).state(start[1]))  # a snapshot hybrids continue
     return inputs
 
 
-FEATURE_FILES = ("train.npy", "train_labels.npy", "val.npy", "val_labels.npy", "meta.json")
 # The paper's augmented probe for backbones; the raw-pixel floor always takes the cached one.
 AUGMENTED_PROBE = config["linear_probe"]["mode"] == "augmented"
 
 
 def probe_inputs(wildcards):
     """Cached features, code, and the checkpoint they came from (none for the raw-pixel floor)."""
-    inputs = {"features": [run_path(wildcards.run, f"features/{name}") for name in FEATURE_FILES],
-              "code": code_of("linear_probe")}
+    run_dir = plan.run_dir(config, wildcards.run)
+    inputs = {"features": [str(f) for f in run_dir.features.files()], "code": code_of("linear_probe")}
     if not RUNS[wildcards.run].is_raw_pixels:
-        inputs["checkpoint"] = run_path(wildcards.run, "checkpoint.pt")
+        inputs["checkpoint"] = str(run_dir.checkpoint)
     return inputs
 
 
@@ -152,13 +142,10 @@ def pretrain_input_args(wildcards, input):
 
 def final_targets():
     return [
-        str(OUT / "tables" / "runs.csv"),
-        str(OUT / "tables" / "runs.md"),
-        *[str(OUT / "tables" / name) for name in PAPER_TABLES],
-        *[str(OUT / "figures" / name) for name in FIGURES],
+        *[str(TREE.tables / name) for name in TABLE_FILES],
+        *[str(TREE.figures / name) for name in FIGURE_NAMES],
     ]
 
 
-FIGURES = list(FIGURE_NAMES)
-# The run table (runs.csv/.md) and the paper-shaped tables beside it.
-PAPER_TABLES = [name for name in TABLE_FILES if not name.startswith("runs.")]
+# The paper-shaped tables beside the run table.
+PAPER_TABLES = [name for name in TABLE_FILES if name not in RUN_TABLE_FILES]

@@ -24,7 +24,7 @@ rule make_subset:
         data=DATA_ROOT,
         code=code_of("make_subset"),
     output:
-        OUT / "subsets" / "{fraction}.json",
+        TREE.subset("{fraction}"),
     params:
         config=CONFIG_ARGS,
         settings=settings_of("make_subset"),

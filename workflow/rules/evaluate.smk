@@ -6,17 +6,17 @@
 
 rule extract_features:
     input:
-        checkpoint=OUT / "runs" / "{run}" / "checkpoint.pt",
+        checkpoint=RUN.checkpoint,
         data=DATA_ROOT,
         code=code_of("extract"),
     output:
-        features=multiext(f"{OUT}/runs/{{run}}/features/", *FEATURE_FILES),
-        spectrum=OUT / "runs" / "{run}" / "spectrum.csv",
-        metrics=OUT / "runs" / "{run}" / "spectrum.json",
+        features=RUN.features.files(),
+        spectrum=RUN.spectrum,
+        metrics=RUN.spectrum_summary,
     params:
         config=CONFIG_ARGS,
         settings=settings_of("extract_features"),
-        features_dir=lambda w: plan.run_dir(config, w.run) / "features",
+        features_dir=lambda w: plan.run_dir(config, w.run).features.path,
     wildcard_constraints:
         run=runs_matching(lambda run: not run.is_raw_pixels),
     log:
@@ -34,15 +34,15 @@ rule extract_raw_pixels:
         data=DATA_ROOT,
         code=code_of("extract_pixels"),
     output:
-        features=multiext(f"{OUT}/runs/{{run}}/features/", *FEATURE_FILES),
-        spectrum=OUT / "runs" / "{run}" / "spectrum.csv",
-        metrics=OUT / "runs" / "{run}" / "spectrum.json",
-        info=OUT / "runs" / "{run}" / "run.json",
-        settings=OUT / "runs" / "{run}" / "config.yaml",
+        features=RUN.features.files(),
+        spectrum=RUN.spectrum,
+        metrics=RUN.spectrum_summary,
+        info=RUN.info,
+        settings=RUN.settings,
     params:
         config=CONFIG_ARGS,
         settings=settings_of("extract_raw_pixels"),
-        features_dir=lambda w: plan.run_dir(config, w.run) / "features",
+        features_dir=lambda w: plan.run_dir(config, w.run).features.path,
     wildcard_constraints:
         run=runs_matching(lambda run: run.is_raw_pixels),
     log:
@@ -60,11 +60,11 @@ rule linear_probe:
     input:
         unpack(probe_inputs),
     output:
-        metrics=OUT / "runs" / "{run}" / "linear_probe.json",
+        metrics=RUN.linear_probe,
     params:
         config=CONFIG_ARGS,
         settings=settings_of("linear_probe"),
-        features_dir=lambda w: plan.run_dir(config, w.run) / "features",
+        features_dir=lambda w: plan.run_dir(config, w.run).features.path,
         checkpoint=lambda w, input: f"--checkpoint {input.checkpoint}" if "checkpoint" in input.keys() else "",
     wildcard_constraints:  # with the augmented probe, only the raw-pixel floor takes the cached one
         run=runs_matching(lambda run: run.is_raw_pixels or not AUGMENTED_PROBE),
@@ -82,11 +82,11 @@ if AUGMENTED_PROBE:  # the paper's probe: augmented images through the frozen ba
 
     rule augmented_probe:
         input:
-            checkpoint=OUT / "runs" / "{run}" / "checkpoint.pt",
+            checkpoint=RUN.checkpoint,
             data=DATA_ROOT,
             code=code_of("augmented_probe"),
         output:
-            metrics=OUT / "runs" / "{run}" / "linear_probe.json",
+            metrics=RUN.linear_probe,
         params:
             config=CONFIG_ARGS,
             settings=settings_of("augmented_probe"),
@@ -107,11 +107,11 @@ rule knn:
         features=rules.extract_features.output.features,
         code=code_of("knn"),
     output:
-        metrics=OUT / "runs" / "{run}" / "knn.json",
+        metrics=RUN.knn,
     params:
         config=CONFIG_ARGS,
         settings=settings_of("knn"),
-        features_dir=lambda w: plan.run_dir(config, w.run) / "features",
+        features_dir=lambda w: plan.run_dir(config, w.run).features.path,
     log:
         LOGS / "knn" / "{run}.log",
     threads: threads_of("default")

@@ -13,19 +13,14 @@ PRETRAIN_PARAMS = {
     "config": CONFIG_ARGS,
     "settings": settings_of("pretrain"),
     "inputs": pretrain_input_args,
-    "run_dir": lambda w: plan.run_dir(config, w.run),
+    "run_dir": lambda w: plan.run_dir(config, w.run).path,
 }
 PRETRAIN_COMMAND = (
     "{params.launch} pretrain {params.config} --run {wildcards.run} --data-root {input.data} {params.inputs}"
     " --out-dir {params.run_dir} --threads {threads} --log {log}"
 )
 SEGMENT_COMMAND = " ".join([PRETRAIN_COMMAND, "--stop-after-epoch {wildcards.epoch} --state-out {output.state}"])
-RUN_OUTPUTS = {
-    "checkpoint": OUT / "runs" / "{run}" / "checkpoint.pt",
-    "train_log": OUT / "runs" / "{run}" / "train_log.csv",
-    "info": OUT / "runs" / "{run}" / "run.json",
-    "settings": OUT / "runs" / "{run}" / "config.yaml",
-}
+RUN_OUTPUTS = {"checkpoint": RUN.checkpoint, "train_log": RUN.train_log, "info": RUN.info, "settings": RUN.settings}
 
 
 rule pretrain:
@@ -51,7 +46,7 @@ rule pretrain_segment:
     input:
         unpack(pretrain_inputs),
     output:
-        state=OUT / "runs" / "{run}" / "state-epoch{epoch}.pt",
+        state=RUN.state("{epoch}"),
     params:
         **PRETRAIN_PARAMS,
         launch=launch_prefix_of("pretrain"),

@@ -4,21 +4,21 @@
 
 rule collect_tables:
     input:
-        info=run_files("run.json"),
-        spectrum=run_files("spectrum.json"),
-        linear=run_files("linear_probe.json"),
-        knn=run_files("knn.json"),
+        info=[d.info for d in RUN_DIRS],
+        spectrum=[d.spectrum_summary for d in RUN_DIRS],
+        linear=[d.linear_probe for d in RUN_DIRS],
+        knn=[d.knn for d in RUN_DIRS],
         code=code_of("collect"),
     output:
-        csv=report(OUT / "tables" / "runs.csv", caption="../report/runs_table.rst", category="Tables"),
-        markdown=OUT / "tables" / "runs.md",
-        paper_tables=[report(OUT / "tables" / name, caption=f"../report/{name.split('.')[0]}_table.rst", category="Tables")
-                      if name.endswith(".csv") else OUT / "tables" / name for name in PAPER_TABLES],
+        csv=report(TREE.run_table, caption="../report/runs_table.rst", category="Tables"),
+        markdown=TREE.run_summary,
+        paper_tables=[report(TREE.tables / name, caption=f"../report/{name.split('.')[0]}_table.rst", category="Tables")
+                      if name.endswith(".csv") else TREE.tables / name for name in PAPER_TABLES],
     params:
-        run_dirs=[plan.run_dir(config, run) for run in RUNS],
+        run_dirs=[d.path for d in RUN_DIRS],
         settings=settings_of("collect_tables"),
         compare=lambda w: "--compare-to-paper" if config["report"]["compare_to_paper"] else "",
-        out_dir=OUT / "tables",
+        out_dir=TREE.tables,
     log:
         LOGS / "collect_tables.log",
     threads: 1
@@ -30,15 +30,15 @@ rule collect_tables:
 
 rule plot_figures:
     input:
-        table=OUT / "tables" / "runs.csv",
-        spectra=run_files("spectrum.csv"),
+        table=TREE.run_table,
+        spectra=[d.spectrum for d in RUN_DIRS],
         code=code_of("plot"),
     output:
-        [report(OUT / "figures" / name, caption=f"../report/{name.removesuffix('.png')}.rst", category="Figures")
-         for name in FIGURES],
+        [report(TREE.figures / name, caption=f"../report/{name.removesuffix('.png')}.rst", category="Figures")
+         for name in FIGURE_NAMES],
     params:
-        run_dirs=[plan.run_dir(config, run) for run in RUNS],
-        out_dir=OUT / "figures",
+        run_dirs=[d.path for d in RUN_DIRS],
+        out_dir=TREE.figures,
     log:
         LOGS / "plot_figures.log",
     threads: 1

@@ -30,8 +30,8 @@ from torchvision.transforms import Resize
 from ..data.augment import AugmentConfig, BatchAugment, eval_resize_side, eval_transform
 from ..data.sources import ImageFolderStream, load_split, scan_labels
 from ..models.backbones import state_fingerprint
-from ..training.optim import LARS
-from ..training.schedules import apply_lr, cosine_lr, scaled_lr
+from ..optim.optimizers import LARS
+from ..optim.schedules import apply_lr, cosine_lr, scaled_lr
 from .features import MEAN, STD, _image_batches
 
 CROP_MIN_SCALE = 0.08  # main_lincls' RandomResizedCrop(224) default scale (0.08, 1)

@@ -17,12 +17,11 @@ from torch.utils.data import DataLoader
 from ..data.augment import eval_transform
 from ..data.sources import ImageFolderStream, load_split
 from ..io import atomic_path, write_json
+from ..layout import FEATURE_SPLITS, FeatureDir
 from ..models.backbones import state_fingerprint
+from ..names import BACKBONE_SOURCE
 from .spectrum import SpectrumAccumulator
 
-SPLITS = ("train", "val")
-# meta.json's "source": whose features these are (the linear probe checks a backbone's checkpoint)
-BACKBONE_SOURCE, RAW_PIXELS_SOURCE = "backbone", "raw-pixels"
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -45,10 +44,6 @@ class RawPixels(torch.nn.Module):
         return images.flatten(1)
 
 
-def feature_files(out_dir: Path, split: str) -> tuple[Path, Path]:
-    return out_dir / f"{split}.npy", out_dir / f"{split}_labels.npy"
-
-
 def _image_batches(data: dict[str, Any], root: Path, split: str, batch_size: int,
                    num_workers: int) -> tuple[int, Iterator[tuple[torch.Tensor, torch.Tensor]]]:
     if data["in_memory"]:
@@ -67,7 +62,7 @@ def extract_split(backbone: torch.nn.Module, data: dict[str, Any], root: Path, s
     """Write ``<split>.npy`` (N x d float32) and ``<split>_labels.npy``; return the spectrum state."""
     count, batches = _image_batches(data, root, split, batch_size, num_workers)
     spectrum = SpectrumAccumulator(backbone.feature_dim)
-    features_path, labels_path = feature_files(out_dir, split)
+    features_path, labels_path = FeatureDir(out_dir).features(split), FeatureDir(out_dir).labels(split)
     labels = np.empty(count, dtype=np.int64)
     with atomic_path(features_path) as tmp:
         features = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(count, backbone.feature_dim))
@@ -98,14 +93,9 @@ def extract(backbone: torch.nn.Module, fingerprint: str, data: dict[str, Any], r
     backbone = backbone.to(device).eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     spectra = {split: extract_split(backbone, data, root, split, out_dir, batch_size, num_workers, device)
-               for split in SPLITS}
+               for split in FEATURE_SPLITS}
     if state_fingerprint(backbone) != fingerprint:
         raise RuntimeError("the backbone changed during feature extraction")
-    write_json(out_dir / "meta.json", {"fingerprint": fingerprint, "source": source, "dim": backbone.feature_dim,
-                                       "counts": {s: spectra[s].count for s in SPLITS}})
+    write_json(FeatureDir(out_dir).meta, {"fingerprint": fingerprint, "source": source, "dim": backbone.feature_dim,
+                                       "counts": {s: spectra[s].count for s in FEATURE_SPLITS}})
     return spectra["train"].singular_values()
-
-
-def load_features(features_dir: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    features_path, labels_path = feature_files(features_dir, split)
-    return torch.from_numpy(np.load(features_path)), torch.from_numpy(np.load(labels_path))

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..training.distributed import all_reduce_mean, rank_and_world
+from ..distributed import all_reduce_mean, rank_and_world
 from .base import Method, StepOutput, register
 from .losses import distillation_mse
 

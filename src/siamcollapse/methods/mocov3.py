@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..distributed import gather, rank_and_world
 from ..models.heads import mlp
 from ..models.vit import ViTSmall
-from ..training.distributed import gather, rank_and_world
 from .base import StepOutput, register
 from .losses import info_nce
 from .momentum import MomentumMethod

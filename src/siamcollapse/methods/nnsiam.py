@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..training.distributed import gather
+from ..distributed import gather
 from .base import StepOutput, register
 from .losses import NEIGHBOUR_METRICS, nearest_neighbours, simsiam_loss
 from .simsiam import SimSiam

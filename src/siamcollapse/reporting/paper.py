@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from siamcollapse import io
+from siamcollapse.layout import RUN_TABLE_FILES
 from siamcollapse.reporting.tables import (
     BASELINE_METHOD,
     MISSING,
@@ -58,9 +59,6 @@ from siamcollapse.reporting.tables import (
 DISTILL_METHOD = "distill"
 FULL_DATA = 1.0
 PAPER_COLUMN = "paper (ImageNet)"
-TABLE_NAMES = ("runs", "distillation", "training_methods", "strategies")
-# Every file the collect stage writes into its --out-dir (the workflow declares them as outputs).
-TABLE_FILES = tuple(f"{name}.{ext}" for name in TABLE_NAMES for ext in ("csv", "md"))
 
 # --------------------------------------------------------------------------- labels
 
@@ -738,7 +736,7 @@ def write_result_tables(
     """Write runs.csv/md and every paper table (CSV + Markdown) into ``out_dir``; return the paths
     in ``TABLE_FILES`` order. Every file is written, an empty table with a note saying what fills it."""
     out_dir = Path(out_dir)
-    paths = [out_dir / "runs.csv", out_dir / "runs.md"]
+    paths = [out_dir / name for name in RUN_TABLE_FILES]
     write_run_table(table, paths[0], paths[1], footer=index_line())
     for paper_table in paper_tables(table, compare_to_paper):
         paths += paper_table.write(out_dir)

@@ -38,6 +38,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
 from siamcollapse import io, metrics
+from siamcollapse.layout import FIGURE_NAMES
 from siamcollapse.reporting.paper import (
     DISTILL_METHOD,
     arch_sort_key,
@@ -59,16 +60,6 @@ from siamcollapse.reporting.tables import (
     is_raw_pixels,
 )
 
-# Every file make_all_figures writes, in the order it returns them (the workflow's outputs).
-FIGURE_NAMES = (
-    "singular_values.png",
-    "normalized_spectrum.png",
-    "cumulative_explained_variance.png",
-    "auc_vs_fraction.png",
-    "auc_vs_linear_top1.png",
-    "spectra_by_method.png",
-    "spectra_by_strategy.png",
-)
 LABEL_KEYS = ("method", "arch", "dataset_fraction", "strategy")  # required of every run's labels
 OPTIONAL_LABEL_KEYS = tuple(OPTIONAL_COLUMNS)  # warmup, hybrid K, teacher: used where present
 BASELINE_COLOR = "0.45"
@@ -751,6 +742,8 @@ _TABLE_FIGURES: dict[str, Callable[[pd.DataFrame, str | os.PathLike], None]] = {
     "auc_vs_fraction.png": plot_auc_vs_fraction,
     "auc_vs_linear_top1.png": plot_auc_vs_accuracy,
 }
+# One plot for each of layout's figure names, the files the workflow declares.
+assert set(_SPECTRUM_FIGURES) | set(_TABLE_FIGURES) == set(FIGURE_NAMES)
 
 
 def make_all_figures(table: pd.DataFrame, spectra: Mapping[str, np.ndarray], out_dir: str | os.PathLike) -> list[Path]:

@@ -1,6 +1,6 @@
 """Gather every run's metrics into results tables (CSV and Markdown).
 
-Writes ``paper.TABLE_FILES`` into ``--out-dir``: the run table (runs.csv, runs.md) and the
+Writes ``layout.TABLE_FILES`` into ``--out-dir``: the run table (runs.csv, runs.md) and the
 paper-shaped tables (distillation, training_methods, strategies; each .csv and .md), every
 one of them even when empty, so a workflow can declare them all as outputs.
 """
@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..io import read_json
-from ..reporting.paper import TABLE_FILES, write_result_tables
+from ..layout import TABLE_FILES, RunDir
+from ..reporting.paper import write_result_tables
 from ..reporting.tables import build_run_table
 
 RESOURCES = None  # reads only the runs' result files
@@ -30,11 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_record(run_dir: Path) -> dict[str, Any]:
     """One row of the run table: the run's record plus its collapse metrics and accuracies."""
-    record = read_json(run_dir / "run.json")
-    spectrum = read_json(run_dir / "spectrum.json")
+    files = RunDir(run_dir)
+    record = read_json(files.info)
+    spectrum = read_json(files.spectrum_summary)
     record.update(auc=spectrum["auc"], effective_rank=spectrum["effective_rank"])
-    record.update({k: v for k, v in read_json(run_dir / "linear_probe.json").items() if k.startswith("linear_")})
-    knn = read_json(run_dir / "knn.json")
+    record.update({k: v for k, v in read_json(files.linear_probe).items() if k.startswith("linear_")})
+    knn = read_json(files.knn)
     record.update({k: v for k, v in knn.items() if k.startswith("knn_")})
     if "num_classes" in knn:  # for the chance level
         record["num_classes"] = knn["num_classes"]

@@ -6,10 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..evaluation.features import BACKBONE_SOURCE, extract
+from ..evaluation.features import extract
 from ..io import write_json
 from ..metrics import spectrum_summary
-from ..reporting.tables import write_spectrum
+from ..names import BACKBONE_SOURCE
+from ..spectrum_csv import write_spectrum
 from ..training.checkpoint import load_backbone
 
 RESOURCES = "extract"

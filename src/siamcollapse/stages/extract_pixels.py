@@ -16,11 +16,12 @@ from typing import Any
 import yaml
 
 from .. import plan
-from ..evaluation.features import RAW_PIXELS_SOURCE, RawPixels, extract
+from ..evaluation.features import RawPixels, extract
 from ..io import write_json, write_text
 from ..metrics import spectrum_summary
 from ..models.backbones import state_fingerprint
-from ..reporting.tables import write_spectrum
+from ..names import RAW_PIXELS_SOURCE
+from ..spectrum_csv import write_spectrum
 
 RESOURCES = "extract"
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..evaluation.features import load_features
+from ..evaluation.feature_cache import load_features
 from ..evaluation.knn import knn_top1
 from ..io import write_json
 

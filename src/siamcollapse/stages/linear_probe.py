@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserInputError
-from ..evaluation.features import RAW_PIXELS_SOURCE, load_features
+from ..evaluation.feature_cache import load_features
 from ..evaluation.linear_probe import top1, train_linear_probe
 from ..io import read_json, write_json
+from ..layout import FeatureDir
 from ..models.backbones import state_fingerprint
+from ..names import RAW_PIXELS_SOURCE
 from ..training.checkpoint import load_backbone
 
 RESOURCES = "default"
@@ -29,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def check_features(features_dir: Path, checkpoint: Path | None) -> tuple[Any, str | None]:
     """(backbone, fingerprint) the features came from, both None for raw pixels; a UserInputError
     unless backbone features come with their own checkpoint and raw pixels with none."""
-    cached = read_json(features_dir / "meta.json")
+    cached = read_json(FeatureDir(features_dir).meta)
     if cached.get("source") == RAW_PIXELS_SOURCE:
         if checkpoint is not None:
             raise UserInputError(f"features in {features_dir} are raw pixels: they take no --checkpoint")

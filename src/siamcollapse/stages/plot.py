@@ -1,4 +1,4 @@
-"""Spectrum and AUC figures (PNG): the seven of ``reporting.plots.FIGURE_NAMES``."""
+"""Spectrum and AUC figures (PNG): the seven of ``layout.FIGURE_NAMES``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import argparse
 from pathlib import Path
 
 from ..io import read_json
-from ..reporting.plots import FIGURE_NAMES, make_all_figures
-from ..reporting.tables import read_run_table, read_spectrum
+from ..layout import FIGURE_NAMES, RunDir
+from ..reporting.plots import make_all_figures
+from ..reporting.tables import read_run_table
+from ..spectrum_csv import read_spectrum
 
 RESOURCES = None  # reads only the runs' result files
 
@@ -20,6 +22,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, config: None) -> None:
     table = read_run_table(args.table)  # validated, and null where an older table lacks a column
-    spectra = {read_json(d / "run.json")["run"]: read_spectrum(d / "spectrum.csv") for d in args.run_dirs}
+    spectra = {read_json(RunDir(d).info)["run"]: read_spectrum(RunDir(d).spectrum) for d in args.run_dirs}
     for path in make_all_figures(table, spectra, args.out_dir):
         print(f"wrote {path}")

@@ -14,8 +14,7 @@ from typing import Any
 import torch
 
 from ..io import save_torch
-
-RESUME_NAME = "resume.pt"
+from ..layout import RunDir
 
 
 def settings_hash(settings: dict[str, Any]) -> str:
@@ -23,12 +22,12 @@ def settings_hash(settings: dict[str, Any]) -> str:
 
 
 def save_resume_state(run_dir: Path, state: dict[str, Any]) -> None:
-    save_torch(Path(run_dir) / RESUME_NAME, state)
+    save_torch(RunDir(Path(run_dir)).resume, state)
 
 
 def load_resume_state(run_dir: Path, expected_hash: str) -> dict[str, Any] | None:
     """The last epoch's state if it belongs to these settings, else None."""
-    path = Path(run_dir) / RESUME_NAME
+    path = RunDir(Path(run_dir)).resume
     if not path.is_file():
         return None
     state = torch.load(path, map_location="cpu", weights_only=False)
@@ -39,7 +38,7 @@ def load_resume_state(run_dir: Path, expected_hash: str) -> dict[str, Any] | Non
 
 
 def discard_resume_state(run_dir: Path) -> None:
-    (Path(run_dir) / RESUME_NAME).unlink(missing_ok=True)
+    RunDir(Path(run_dir)).resume.unlink(missing_ok=True)
 
 
 def save_backbone(path: Path, backbone: torch.nn.Module, model: dict[str, Any], run: dict[str, Any],

@@ -26,12 +26,16 @@ from ..data.augment import BatchAugment, BatchShare
 from ..data.loaders import InMemoryPairs, StreamingPairs, augment_config
 from ..data.sources import ImageFolderStream, load_split, scan_labels
 from ..data.subsets import read_subset
+from ..distributed import sync_batch_norm
 from ..errors import TrainingInterrupted, UserInputError
 from ..io import save_torch, write_json, write_text
+from ..layout import RunDir
 from ..methods import build_method
 from ..methods.losses import normalized_std
 from ..models.backbones import backbone_from_config
-from ..plan import RANDOM_INIT, steps_per_epoch
+from ..names import RANDOM_INIT
+from ..optim.optimizers import build_optimizer
+from ..optim.schedules import apply_scheduled_lr, scaled_lr, scheduled_lr
 from .checkpoint import (
     discard_resume_state,
     load_backbone,
@@ -40,38 +44,10 @@ from .checkpoint import (
     save_resume_state,
     settings_hash,
 )
-from .distributed import sync_batch_norm
-from .optim import build_optimizer
 from .preemption import StopSignal
-from .schedules import apply_scheduled_lr, scaled_lr, scheduled_lr
-from .strategies import epoch_batches, shard, step_seeds
+from .strategies import epoch_batches, shard, step_seeds, steps_per_epoch
 
 LOG_COLUMNS = ["epoch", "steps", "loss", "lr", "images_per_s", "z_std", "z_std_healthy", "elapsed_s"]
-CHECKPOINT_NAME = "checkpoint.pt"
-
-
-@dataclass
-class RunFiles:
-    """What a pretraining stage writes into its run directory."""
-
-    run_dir: Path
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.run_dir / CHECKPOINT_NAME
-
-    @property
-    def log(self) -> Path:
-        return self.run_dir / "train_log.csv"
-
-    @property
-    def info(self) -> Path:
-        return self.run_dir / "run.json"
-
-    @property
-    def settings(self) -> Path:
-        return self.run_dir / "config.yaml"
-
 
 def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
     buffer = io.StringIO()
@@ -144,13 +120,13 @@ class EpochProgress:
 
 
 def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None, run_dir: Path,
-             teacher_path: Path | None = None, segment: Segment = Segment()) -> RunFiles | None:
+             teacher_path: Path | None = None, segment: Segment = Segment()) -> RunDir | None:
     """Train (or, for the random-init baseline, only initialise) one backbone; see module doc.
 
     Returns the run's files, or None for a segment that ends in a saved state.
     """
-    files = RunFiles(Path(run_dir))
-    files.run_dir.mkdir(parents=True, exist_ok=True)
+    files = RunDir(Path(run_dir))
+    files.path.mkdir(parents=True, exist_ok=True)
     hp = settings["pretrain"]
     _seed_everything(hp["seed"])
     random_init = settings["run"]["method"] == RANDOM_INIT
@@ -158,7 +134,7 @@ def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None
     # residual, which silences most residual branches of an untrained ResNet.
     backbone = backbone_from_config(settings["model"], zero_init_residual=not random_init and hp["zero_init_residual"])
     if random_init:
-        _write_log(files.log, [])
+        _write_log(files.train_log, [])
         return _finish(files, backbone, settings, epochs_trained=0)
 
     accelerator = _accelerator()
@@ -193,8 +169,8 @@ def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None
             progress = None
             if accelerator.is_main_process:
                 if segment.state_out is None:  # a segment's rows travel in its state, not in the run's log
-                    _write_log(files.log, rows)
-                save_resume_state(files.run_dir, _training_state(accelerator.unwrap_model(model), optimizer, rows,
+                    _write_log(files.train_log, rows)
+                save_resume_state(files.path, _training_state(accelerator.unwrap_model(model), optimizer, rows,
                                                                  settings))
             accelerator.wait_for_everyone()
             accelerator.print(_format_row(rows[-1], hp["epochs"]), flush=True)  # printed once its state is saved
@@ -202,13 +178,13 @@ def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None
     if segment.state_out is not None:
         if accelerator.is_main_process:
             save_torch(segment.state_out, _training_state(method, optimizer, rows, settings))
-            discard_resume_state(files.run_dir)
+            discard_resume_state(files.path)
         return None
     if not rows:
-        _write_log(files.log, rows)
+        _write_log(files.train_log, rows)
     files = _finish(files, method.backbone, settings, hp["epochs"], method.checkpoint_extras())
     if accelerator.is_main_process:
-        discard_resume_state(files.run_dir)
+        discard_resume_state(files.path)
     return files
 
 
@@ -219,22 +195,22 @@ def _training_state(method, optimizer, rows: list[dict[str, Any]], settings: dic
             "epoch_progress": asdict(progress) if progress is not None else None}
 
 
-def _save_interrupted(accelerator, model, optimizer, rows, settings, files: RunFiles, progress: EpochProgress):
+def _save_interrupted(accelerator, model, optimizer, rows, settings, files: RunDir, progress: EpochProgress):
     """Save the state mid-epoch (after SIGTERM) and raise TrainingInterrupted."""
     sums = torch.tensor([progress.loss_sum, progress.z_std_sum], dtype=torch.float64, device=accelerator.device)
     progress.loss_sum, progress.z_std_sum = accelerator.reduce(sums, "mean").tolist()
     if accelerator.is_main_process:
-        save_resume_state(files.run_dir, _training_state(accelerator.unwrap_model(model), optimizer, rows, settings,
+        save_resume_state(files.path, _training_state(accelerator.unwrap_model(model), optimizer, rows, settings,
                                                          progress))
     accelerator.wait_for_everyone()
     raise TrainingInterrupted(f"stopped by SIGTERM at epoch {progress.epoch + 1} step {progress.step}; the state is "
-                              f"saved in {files.run_dir}: rerun the same command to resume")
+                              f"saved in {files.path}: rerun the same command to resume")
 
 
-def _restore(model, optimizer, files: RunFiles, settings, segment: Segment, last_epoch: int, accelerator):
+def _restore(model, optimizer, files: RunDir, settings, segment: Segment, last_epoch: int, accelerator):
     """(log rows of the epochs done, progress of an interrupted epoch or None): from this run's own
     resume state, else the segment's initial state, else from scratch."""
-    state = load_resume_state(files.run_dir, settings_hash(settings))
+    state = load_resume_state(files.path, settings_hash(settings))
     if state is not None and _epochs_begun(state) > last_epoch:
         state = None  # a later segment's progress; this segment must stop earlier
     if state is None and segment.init_state is not None:
@@ -313,8 +289,8 @@ def _format_row(row: dict[str, Any], epochs: int) -> str:
             f"{row['elapsed_s']:.0f}s")
 
 
-def _finish(files: RunFiles, backbone: torch.nn.Module, settings: dict[str, Any], epochs_trained: int,
-            extras: dict[str, Any] | None = None) -> RunFiles:
+def _finish(files: RunDir, backbone: torch.nn.Module, settings: dict[str, Any], epochs_trained: int,
+            extras: dict[str, Any] | None = None) -> RunDir:
     write_text(files.settings, yaml.safe_dump(settings, sort_keys=False))
     save_backbone(files.checkpoint, backbone, settings["model"], settings["run"], epochs_trained, extras)
     write_json(files.info, {**settings["run"], "epochs_trained": epochs_trained})

@@ -16,7 +16,7 @@ from typing import Self
 import torch
 import torch.distributed as dist
 
-from .distributed import is_distributed
+from ..distributed import is_distributed
 
 
 class StopSignal:

@@ -1,0 +1,143 @@
+"""One home for every file name of an experiment's output tree.
+
+Torch-free: the workflow rules, the stages, the training loop and the reports all name their
+files through it, so renaming a file is a one-line change here.
+
+    <output_dir>/
+      subsets/<fraction tag>.json        nested subset indices (``OutputTree.subset``)
+      runs/<run>/                        ``RunDir``: checkpoint.pt, train_log.csv, run.json,
+                                         config.yaml, resume.pt (only while interrupted),
+                                         state-epoch<K>.pt, features/ (``FeatureDir``),
+                                         spectrum.csv, spectrum.json, linear_probe.json, knn.json
+      tables/                            ``TABLE_FILES``: runs.csv, runs.md, the paper-shaped tables
+      figures/                           ``FIGURE_NAMES``
+      logs/                              one log per job
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+FEATURE_SPLITS = ("train", "val")
+# What the collect stage writes into tables/: the run table (one row per run; one row per setting,
+# mean ± sd over seeds), then the paper-shaped tables.
+RUN_TABLE_FILES = ("runs.csv", "runs.md")
+TABLE_NAMES = ("runs", "distillation", "training_methods", "strategies")
+TABLE_FILES = tuple(f"{name}.{ext}" for name in TABLE_NAMES for ext in ("csv", "md"))
+assert TABLE_FILES[:2] == RUN_TABLE_FILES
+# What the plot stage writes into figures/, in the order it writes them.
+FIGURE_NAMES = (
+    "singular_values.png",
+    "normalized_spectrum.png",
+    "cumulative_explained_variance.png",
+    "auc_vs_fraction.png",
+    "auc_vs_linear_top1.png",
+    "spectra_by_method.png",
+    "spectra_by_strategy.png",
+)
+
+
+@dataclass(frozen=True)
+class FeatureDir:
+    """Cached features of one run: ``<split>.npy`` (N x d float32), ``<split>_labels.npy``, meta.json."""
+
+    path: Path
+
+    def features(self, split: str) -> Path:
+        return self.path / f"{split}.npy"
+
+    def labels(self, split: str) -> Path:
+        return self.path / f"{split}_labels.npy"
+
+    @property
+    def meta(self) -> Path:
+        return self.path / "meta.json"
+
+    def files(self) -> list[Path]:
+        """Every file the extraction writes (the outputs of its rule)."""
+        return [*(f(split) for split in FEATURE_SPLITS for f in (self.features, self.labels)), self.meta]
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The directory of one run and every file its stages write there."""
+
+    path: Path
+
+    @property
+    def checkpoint(self) -> Path:  # the trained backbone (pretrain)
+        return self.path / "checkpoint.pt"
+
+    @property
+    def train_log(self) -> Path:  # one row per epoch (pretrain)
+        return self.path / "train_log.csv"
+
+    @property
+    def info(self) -> Path:  # the run's record: method, arch, fraction, seed, ... (pretrain)
+        return self.path / "run.json"
+
+    @property
+    def settings(self) -> Path:  # the run's resolved settings (pretrain)
+        return self.path / "config.yaml"
+
+    @property
+    def resume(self) -> Path:  # the training state of an interrupted run, deleted when it ends
+        return self.path / "resume.pt"
+
+    def state(self, epoch: int | str) -> Path:
+        """The training state after ``epoch``, which a hybrid run (or the next segment) continues."""
+        return self.path / f"state-epoch{epoch}.pt"
+
+    @property
+    def features(self) -> FeatureDir:  # extract
+        return FeatureDir(self.path / "features")
+
+    @property
+    def spectrum(self) -> Path:  # the singular values (extract)
+        return self.path / "spectrum.csv"
+
+    @property
+    def spectrum_summary(self) -> Path:  # AUC, effective rank (extract)
+        return self.path / "spectrum.json"
+
+    @property
+    def linear_probe(self) -> Path:
+        return self.path / "linear_probe.json"
+
+    @property
+    def knn(self) -> Path:
+        return self.path / "knn.json"
+
+
+@dataclass(frozen=True)
+class OutputTree:
+    """An experiment's ``output_dir``."""
+
+    root: Path
+
+    def run(self, name: str) -> RunDir:
+        return RunDir(self.root / "runs" / name)
+
+    def subset(self, tag: str) -> Path:
+        return self.root / "subsets" / f"{tag}.json"
+
+    @property
+    def tables(self) -> Path:
+        return self.root / "tables"
+
+    @property
+    def run_table(self) -> Path:
+        return self.tables / RUN_TABLE_FILES[0]
+
+    @property
+    def run_summary(self) -> Path:
+        return self.tables / RUN_TABLE_FILES[1]
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"

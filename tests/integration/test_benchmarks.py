@@ -1,0 +1,45 @@
+"""Every script in benchmarks/ runs, at a tiny size, as a user would run it: a change that breaks
+one fails the suite (its numbers are not checked here; benchmarks print ratios, tests assert none)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .test_stages import write_config
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def run_benchmark(name: str, *args: str | Path) -> str:
+    proc = subprocess.run([sys.executable, BENCHMARKS / name, *map(str, args)], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_every_benchmark_script_has_a_test():
+    tested = {"pretrain_throughput.py", "augment_throughput.py", "supervised_ceiling.py"}
+    assert {path.name for path in BENCHMARKS.glob("*.py")} == tested
+
+
+def test_pretrain_throughput_measures_three_loops():
+    out = run_benchmark("pretrain_throughput.py", "--steps", 2, "--threads", 1, "--images-per-class", 7)
+    lines = [line for line in out.splitlines() if "x reference" in line]
+    assert len(lines) == 3 and "1.00x reference" in lines[0]
+
+
+def test_augment_throughput_runs():
+    out = run_benchmark("augment_throughput.py", "--batch", 4, "--repeats", 1, "--threads", 1)
+    assert "speed-up:" in out
+
+
+@pytest.mark.parametrize("seeds", [["0", "1"]])
+def test_supervised_ceiling_reports_every_seed_and_their_mean(tiny_dataset, tmp_path, seeds):
+    config = write_config(tmp_path, tiny_dataset)
+    out = run_benchmark("supervised_ceiling.py", "--config", config, "--seeds", *seeds, "--threads", 1)
+    assert [line.split(":")[0].strip() for line in out.splitlines() if "seed" in line] == [f"seed {s}" for s in seeds]
+    assert f"(n={len(seeds)})" in out
