@@ -21,7 +21,6 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-
 # The stage commands are found on PATH (the environment that has siamcollapse installed).
 envvars:
     "PATH",
@@ -43,6 +42,6 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_targets(),
-    default_target: True

@@ -75,8 +75,13 @@ def resources_of(family, gpus=True):
         return {**resources, "gpu": 0}
     if values["nodes"] == 1:
         return {**resources, "gpu": values["gpu"]}
-    return {**resources, "nodes": values["nodes"], "tasks": values["nodes"], "mpi": "srun",
-            "slurm_extra": f"--ntasks-per-node=1 --gpus-per-node={values['gpu']}"}
+    return {
+        **resources,
+        "nodes": values["nodes"],
+        "tasks": values["nodes"],
+        "mpi": "srun",
+        "slurm_extra": f"--ntasks-per-node=1 --gpus-per-node={values['gpu']}",
+    }
 
 
 def launch_prefix_of(family):

@@ -7,14 +7,14 @@ if config["dataset"]["source"] == "embedded":
             code=code_of("prepare_data"),
         output:
             directory(DATA_ROOT),
-        params:
-            config=CONFIG_ARGS,
-            settings=settings_of("prepare_data"),
         log:
             LOGS / "prepare_data.log",
         threads: threads_of("default")
         resources:
             **resources_of("default"),
+        params:
+            config=CONFIG_ARGS,
+            settings=settings_of("prepare_data"),
         shell:
             "siamcollapse prepare-data {params.config} --out {output} --log {log}"
 
@@ -25,15 +25,15 @@ rule make_subset:
         code=code_of("make_subset"),
     output:
         TREE.subset("{fraction}"),
-    params:
-        config=CONFIG_ARGS,
-        settings=settings_of("make_subset"),
-        fraction=lambda w: FRACTION_OF_TAG[w.fraction],
     log:
         LOGS / "subsets" / "{fraction}.log",
     threads: threads_of("default")
     resources:
         **resources_of("default"),
+    params:
+        config=CONFIG_ARGS,
+        settings=settings_of("make_subset"),
+        fraction=lambda w: FRACTION_OF_TAG[w.fraction],
     shell:
         "siamcollapse make-subset {params.config} --fraction {params.fraction} --data-root {input.data}"
         " --out {output} --log {log}"

@@ -13,17 +13,17 @@ rule extract_features:
         features=RUN.features.files(),
         spectrum=RUN.spectrum,
         metrics=RUN.spectrum_summary,
+    log:
+        LOGS / "extract" / "{run}.log",
+    wildcard_constraints:
+        run=runs_matching(lambda run: not run.is_raw_pixels),
+    threads: threads_of("extract")
+    resources:
+        **resources_of("extract"),
     params:
         config=CONFIG_ARGS,
         settings=settings_of("extract_features"),
         features_dir=lambda w: plan.run_dir(config, w.run).features.path,
-    wildcard_constraints:
-        run=runs_matching(lambda run: not run.is_raw_pixels),
-    log:
-        LOGS / "extract" / "{run}.log",
-    threads: threads_of("extract")
-    resources:
-        **resources_of("extract"),
     shell:
         "siamcollapse extract {params.config} --checkpoint {input.checkpoint} --data-root {input.data}"
         " --features-dir {params.features_dir} --spectrum {output.spectrum} --summary {output.metrics} --log {log}"
@@ -39,17 +39,17 @@ rule extract_raw_pixels:
         metrics=RUN.spectrum_summary,
         info=RUN.info,
         settings=RUN.settings,
+    log:
+        LOGS / "extract" / "{run}.log",
+    wildcard_constraints:
+        run=runs_matching(lambda run: run.is_raw_pixels),
+    threads: threads_of("extract")
+    resources:
+        **resources_of("extract", gpus=False),
     params:
         config=CONFIG_ARGS,
         settings=settings_of("extract_raw_pixels"),
         features_dir=lambda w: plan.run_dir(config, w.run).features.path,
-    wildcard_constraints:
-        run=runs_matching(lambda run: run.is_raw_pixels),
-    log:
-        LOGS / "extract" / "{run}.log",
-    threads: threads_of("extract")
-    resources:
-        **resources_of("extract", gpus=False),
     shell:
         "siamcollapse extract-pixels {params.config} --data-root {input.data} --features-dir {params.features_dir}"
         " --spectrum {output.spectrum} --summary {output.metrics} --info {output.info}"
@@ -61,18 +61,18 @@ rule linear_probe:
         unpack(probe_inputs),
     output:
         metrics=RUN.linear_probe,
+    log:
+        LOGS / "linear_probe" / "{run}.log",
+    wildcard_constraints:  # with the augmented probe, only the raw-pixel floor takes the cached one
+        run=runs_matching(lambda run: run.is_raw_pixels or not AUGMENTED_PROBE),
+    threads: threads_of("default")
+    resources:
+        **resources_of("default"),
     params:
         config=CONFIG_ARGS,
         settings=settings_of("linear_probe"),
         features_dir=lambda w: plan.run_dir(config, w.run).features.path,
         checkpoint=lambda w, input: f"--checkpoint {input.checkpoint}" if "checkpoint" in input.keys() else "",
-    wildcard_constraints:  # with the augmented probe, only the raw-pixel floor takes the cached one
-        run=runs_matching(lambda run: run.is_raw_pixels or not AUGMENTED_PROBE),
-    log:
-        LOGS / "linear_probe" / "{run}.log",
-    threads: threads_of("default")
-    resources:
-        **resources_of("default"),
     shell:
         "siamcollapse linear-probe {params.config} {params.checkpoint}"
         " --features-dir {params.features_dir} --out {output.metrics} --log {log}"
@@ -87,16 +87,16 @@ if AUGMENTED_PROBE:  # the paper's probe: augmented images through the frozen ba
             code=code_of("augmented_probe"),
         output:
             metrics=RUN.linear_probe,
-        params:
-            config=CONFIG_ARGS,
-            settings=settings_of("augmented_probe"),
-        wildcard_constraints:
-            run=runs_matching(lambda run: not run.is_raw_pixels),
         log:
             LOGS / "linear_probe" / "{run}.log",
+        wildcard_constraints:
+            run=runs_matching(lambda run: not run.is_raw_pixels),
         threads: threads_of("extract")
         resources:
             **resources_of("extract"),
+        params:
+            config=CONFIG_ARGS,
+            settings=settings_of("augmented_probe"),
         shell:
             "siamcollapse augmented-probe {params.config} --checkpoint {input.checkpoint} --data-root {input.data}"
             " --out {output.metrics} --log {log}"
@@ -108,14 +108,14 @@ rule knn:
         code=code_of("knn"),
     output:
         metrics=RUN.knn,
-    params:
-        config=CONFIG_ARGS,
-        settings=settings_of("knn"),
-        features_dir=lambda w: plan.run_dir(config, w.run).features.path,
     log:
         LOGS / "knn" / "{run}.log",
     threads: threads_of("default")
     resources:
         **resources_of("default"),
+    params:
+        config=CONFIG_ARGS,
+        settings=settings_of("knn"),
+        features_dir=lambda w: plan.run_dir(config, w.run).features.path,
     shell:
         "siamcollapse knn {params.config} --features-dir {params.features_dir} --out {output.metrics} --log {log}"

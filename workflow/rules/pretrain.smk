@@ -28,16 +28,16 @@ rule pretrain:
         unpack(pretrain_inputs),
     output:
         **RUN_OUTPUTS,
-    params:
-        **PRETRAIN_PARAMS,
-        launch=launch_prefix_of("pretrain"),
-    wildcard_constraints:
-        run=runs_matching(lambda run: run.teacher is None and not run.is_floor),
     log:
         LOGS / "pretrain" / "{run}.log",
+    wildcard_constraints:
+        run=runs_matching(lambda run: run.teacher is None and not run.is_floor),
     threads: threads_of("pretrain")
     resources:
         **resources_of("pretrain"),
+    params:
+        **PRETRAIN_PARAMS,
+        launch=launch_prefix_of("pretrain"),
     shell:
         PRETRAIN_COMMAND
 
@@ -47,14 +47,14 @@ rule pretrain_segment:
         unpack(pretrain_inputs),
     output:
         state=RUN.state("{epoch}"),
-    params:
-        **PRETRAIN_PARAMS,
-        launch=launch_prefix_of("pretrain"),
     log:
         LOGS / "pretrain" / "{run}-epoch{epoch}.log",
     threads: threads_of("pretrain")
     resources:
         **resources_of("pretrain"),
+    params:
+        **PRETRAIN_PARAMS,
+        launch=launch_prefix_of("pretrain"),
     shell:
         SEGMENT_COMMAND
 
@@ -64,16 +64,16 @@ rule distill:
         unpack(pretrain_inputs),
     output:
         **RUN_OUTPUTS,
-    params:
-        **PRETRAIN_PARAMS,
-        launch=launch_prefix_of("distill"),
-    wildcard_constraints:
-        run=runs_matching(lambda run: run.teacher is not None),
     log:
         LOGS / "pretrain" / "{run}.log",
+    wildcard_constraints:
+        run=runs_matching(lambda run: run.teacher is not None),
     threads: threads_of("distill")
     resources:
         **resources_of("distill"),
+    params:
+        **PRETRAIN_PARAMS,
+        launch=launch_prefix_of("distill"),
     shell:
         PRETRAIN_COMMAND
 
@@ -83,15 +83,15 @@ rule random_init:
         unpack(pretrain_inputs),
     output:
         **RUN_OUTPUTS,
-    params:
-        **PRETRAIN_PARAMS,
-        launch="siamcollapse",
-    wildcard_constraints:
-        run=runs_matching(lambda run: run.is_baseline),
     log:
         LOGS / "pretrain" / "{run}.log",
+    wildcard_constraints:
+        run=runs_matching(lambda run: run.is_baseline),
     threads: threads_of("default")
     resources:
         **resources_of("default"),
+    params:
+        **PRETRAIN_PARAMS,
+        launch="siamcollapse",
     shell:
         PRETRAIN_COMMAND

@@ -12,18 +12,24 @@ rule collect_tables:
     output:
         csv=report(TREE.run_table, caption="../report/runs_table.rst", category="Tables"),
         markdown=TREE.run_summary,
-        paper_tables=[report(TREE.tables / name, caption=f"../report/{name.split('.')[0]}_table.rst", category="Tables")
-                      if name.endswith(".csv") else TREE.tables / name for name in PAPER_TABLES],
-    params:
-        run_dirs=[d.path for d in RUN_DIRS],
-        settings=settings_of("collect_tables"),
-        compare=lambda w: "--compare-to-paper" if config["report"]["compare_to_paper"] else "",
-        out_dir=TREE.tables,
+        paper_tables=[
+            (
+                report(TREE.tables / name, caption=f"../report/{name.split('.')[0]}_table.rst", category="Tables")
+                if name.endswith(".csv")
+                else TREE.tables / name
+            )
+            for name in PAPER_TABLES
+        ],
     log:
         LOGS / "collect_tables.log",
     threads: 1
     resources:
         **resources_of("default"),
+    params:
+        run_dirs=[d.path for d in RUN_DIRS],
+        settings=settings_of("collect_tables"),
+        compare=lambda w: "--compare-to-paper" if config["report"]["compare_to_paper"] else "",
+        out_dir=TREE.tables,
     shell:
         "siamcollapse collect --run-dirs {params.run_dirs} --out-dir {params.out_dir} {params.compare} --log {log}"
 
@@ -34,15 +40,17 @@ rule plot_figures:
         spectra=[d.spectrum for d in RUN_DIRS],
         code=code_of("plot"),
     output:
-        [report(TREE.figures / name, caption=f"../report/{name.removesuffix('.png')}.rst", category="Figures")
-         for name in FIGURE_NAMES],
-    params:
-        run_dirs=[d.path for d in RUN_DIRS],
-        out_dir=TREE.figures,
+        [
+            report(TREE.figures / name, caption=f"../report/{name.removesuffix('.png')}.rst", category="Figures")
+            for name in FIGURE_NAMES
+        ],
     log:
         LOGS / "plot_figures.log",
     threads: 1
     resources:
         **resources_of("default"),
+    params:
+        run_dirs=[d.path for d in RUN_DIRS],
+        out_dir=TREE.figures,
     shell:
         "siamcollapse plot --table {input.table} --run-dirs {params.run_dirs} --out-dir {params.out_dir} --log {log}"
