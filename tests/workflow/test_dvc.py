@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from siamcollapse.dvc_yaml import CHECK_STAGE
-from siamcollapse.plan import RAW_PIXELS
+from siamcollapse.plan import RANDOM_INIT
 
-from .conftest import REPO, copy_project, edit_yaml, in_project, runs_of_test_config
+from .conftest import REPO, copy_project, copy_tree, edit_yaml, in_project, runs_of_test_config
 from .test_snakemake import CONFIGS
 
 TEST_PIPELINE = "workflow/dvc/test/dvc.yaml"
@@ -99,34 +99,34 @@ def dvc_repro(project: Path) -> set[str]:
     return ran_stages(in_project(project, "dvc", "repro", TEST_PIPELINE).stdout)
 
 
-def keep_only(config_path: Path, groups: list[str]) -> None:
-    """Trim a config to the run groups ``groups`` (no distillations)."""
-    config = yaml.safe_load(config_path.read_text())
-    config["runs"] = {name: spec for name, spec in config["runs"].items() if name in groups}
-    config.pop("distillations", None)
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-
-
-def test_dvc_repro_reruns_only_invalidated_stages_and_snakemake_agrees(project):
-    # dvc repro runs one stage at a time, so this test trains two run groups (three runs, the
-    # floors, both subsets) rather than the whole test config; that DVC's stages for all of it are
-    # Snakemake's commands, outputs and inputs is checked above without running them.
-    keep_only(project / "configs/test.yaml", ["simsiam-resnet18", "simsiam-resnet18-decaypred"])
+def test_dvc_repro_runs_the_stages_of_a_target_from_an_empty_tree(project):
+    """DVC itself runs the commands: from nothing to one floor's kNN (every stage on its way)."""
     in_project(project, "siamcollapse", "dvc-yaml", "--configfile", "configs/test.yaml")
-    first = dvc_repro(project)
-    runs = runs_of_test_config(project / "configs/test.yaml")
-    assert {"prepare_data", "collect_tables", "plot_figures", *[f"knn-{run}" for run in runs],
-            *[f"pretrain-{run}" for run in runs if run != RAW_PIXELS]} <= first
+    floor = next(run for run in runs_of_test_config() if run.startswith(RANDOM_INIT))
+    target = f"{TEST_PIPELINE}:knn-{floor}"
+    ran = ran_stages(in_project(project, "dvc", "repro", target).stdout)
+    assert ran == {CHECK_STAGE, "prepare_data", f"pretrain-{floor}", f"extract_features-{floor}", f"knn-{floor}"}
+    assert (project / "results/test/runs" / floor / "knn.json").is_file()
+    assert "up to date" in in_project(project, "dvc", "status", target).stdout
+
+
+def test_dvc_reruns_only_invalidated_stages_of_a_snakemake_run_and_snakemake_agrees(local_test_run, tmp_path):
+    """One command records Snakemake's work in DVC (the shared local run); DVC then has nothing to
+    do, reruns exactly what each edit invalidates, and Snakemake finds DVC's outputs valid."""
+    project = copy_tree(local_test_run, tmp_path / "project")  # the shared run, copied: this test edits it
+    in_project(project, "siamcollapse", "dvc-yaml", "--configfile", "configs/test.yaml")
+    in_project(project, "dvc", "commit", "--force", TEST_PIPELINE)
+    assert "up to date" in in_project(project, "dvc", "status", TEST_PIPELINE).stdout
     assert dvc_repro(project) == set()
-    status = in_project(project, "dvc", "status", TEST_PIPELINE).stdout
-    assert "up to date" in status
 
     (project / "README.md").write_text((project / "README.md").read_text() + "\nAn unrelated note.\n")
     assert dvc_repro(project) == set()
 
     edit_yaml(project / "configs/test.yaml", ("linear_probe.lr", 0.2))
+    runs = runs_of_test_config()
     assert dvc_repro(project) == {CHECK_STAGE, "collect_tables", "plot_figures",
                                   *[f"linear_probe-{run}" for run in runs]}
+    assert '"lr": 0.2' in (project / "results/test/runs/simsiam-resnet18-50pct/linear_probe.json").read_text()
 
     edit_yaml(project / "configs/test.yaml", ("runs.simsiam-resnet18-decaypred.pretrain.epochs", 1))
     edited = ["simsiam-resnet18-decaypred-100pct-s0", "simsiam-resnet18-decaypred-100pct-s1"]  # both seeds
