@@ -94,7 +94,7 @@ def reads_config(stage_path: Path) -> bool:
 
 
 def stage_code(stage_module: str) -> list[Path]:
-    """Code files of ``siamcollapse.stages.<stage_module>`` (e.g. 'pretrain', 'extract').
+    """Code files of ``siamcollapse.stages.<stage_module>`` (e.g. 'pretrain', 'extract_features').
 
     A stage that reads the experiment config also runs the config loader and its schema.
     """

@@ -22,7 +22,8 @@ from siamcollapse.stages import linear_probe as linear_probe_stage
 from siamcollapse.training import loop
 from siamcollapse.training.checkpoint import load_backbone
 
-STAGES = ["prepare-data", "make-subset", "pretrain", "extract", "extract-pixels", "linear-probe", "augmented-probe", "knn", "collect", "plot"]
+STAGES = ["prepare-data", "make-subset", "pretrain", "extract-features", "extract-raw-pixels", "linear-probe", "augmented-probe", "knn",
+          "collect-tables", "plot-figures"]
 
 
 def tiny_experiment(data_root: Path, out: Path) -> dict[str, Any]:
@@ -82,7 +83,7 @@ def pretrain_args(config: Path, run: str, data_root: Path, subset: Path | None, 
 
 
 def extract_args(config: Path, checkpoint: Path, data_root: Path, out: Path) -> list[str | Path]:
-    return ["extract", "--config", config, "--checkpoint", checkpoint, "--data-root", data_root,
+    return ["extract-features", "--config", config, "--checkpoint", checkpoint, "--data-root", data_root,
             "--features-dir", out / "features", "--spectrum", out / "spectrum.csv", "--summary", out / "spectrum.json"]
 
 
@@ -314,7 +315,7 @@ def test_config_reading_stages_require_a_config_and_the_others_take_none(pipelin
         run_cli("knn", "--features-dir", pipeline.run_dir / "features", "--out", tmp_path / "knn.json")
     assert exit_.value.code == 2 and "--config" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
-        run_cli("collect", "--config", pipeline.config, "--run-dirs", pipeline.run_dir, "--out-dir", tmp_path / "t")
+        run_cli("collect-tables", "--config", pipeline.config, "--run-dirs", pipeline.run_dir, "--out-dir", tmp_path / "t")
     assert exit_.value.code == 2 and not (tmp_path / "t").exists()
     with pytest.raises(SystemExit) as exit_:
         run_cli("knn", "--config", pipeline.config, "--set", "[1]", "--features-dir", pipeline.run_dir / "features",
@@ -324,10 +325,10 @@ def test_config_reading_stages_require_a_config_and_the_others_take_none(pipelin
 
 def test_collect_and_plot_read_the_run_outputs(pipeline: Pipeline, tmp_path: Path):
     table = tmp_path / "runs.csv"
-    assert run_cli("collect", "--run-dirs", pipeline.run_dir, "--out-dir", tmp_path) == 0
+    assert run_cli("collect-tables", "--run-dirs", pipeline.run_dir, "--out-dir", tmp_path) == 0
     rows = table.read_text().splitlines()
     assert len(rows) == 2 and "tiny-100pct" in rows[1]
-    assert run_cli("plot", "--table", table, "--run-dirs", pipeline.run_dir, "--out-dir", tmp_path / "figures") == 0
+    assert run_cli("plot-figures", "--table", table, "--run-dirs", pipeline.run_dir, "--out-dir", tmp_path / "figures") == 0
     assert sorted(p.name for p in (tmp_path / "figures").glob("*.png")) == sorted(FIGURE_NAMES)
 
 
@@ -367,7 +368,7 @@ def test_the_raw_pixel_floor_extracts_pixels_and_is_probed_without_a_checkpoint(
                                                                                  pipeline: Pipeline, capsys):
     config = write_config(tmp_path, tiny_dataset, {"raw_pixels": {"max_side": 8}})
     out = tmp_path / "raw-pixels"
-    assert run_cli("extract-pixels", "--config", config, "--data-root", tiny_dataset, "--features-dir", out / "features",
+    assert run_cli("extract-raw-pixels", "--config", config, "--data-root", tiny_dataset, "--features-dir", out / "features",
                    "--spectrum", out / "spectrum.csv", "--summary", out / "spectrum.json", "--info", out / "run.json",
                    "--settings", out / "config.yaml") == 0
     train = np.load(out / "features" / "train.npy")
@@ -406,7 +407,7 @@ def test_backbone_features_still_need_their_checkpoint(pipeline: Pipeline, tmp_p
 def test_extract_pixels_of_a_config_without_the_floor_names_the_run(tiny_dataset: Path, tmp_path: Path, capsys):
     config = write_config(tmp_path, tiny_dataset, {"random_init_baseline": False})
     out = tmp_path / "raw"
-    assert run_cli("extract-pixels", "--config", config, "--data-root", tiny_dataset, "--features-dir", out / "features",
+    assert run_cli("extract-raw-pixels", "--config", config, "--data-root", tiny_dataset, "--features-dir", out / "features",
                    "--spectrum", out / "s.csv", "--summary", out / "s.json", "--info", out / "run.json",
                    "--settings", out / "config.yaml") == 2
     assert "raw-pixels" in capsys.readouterr().err and not out.exists()

@@ -58,7 +58,7 @@ def test_stages_that_read_cached_features_do_not_depend_on_augmentation_or_datas
         assert len([f for f in files if f.endswith(".py")]) <= 10  # was 18 with features.py's imports
 
 
-@pytest.mark.parametrize("stage", ["extract", "extract_pixels", "pretrain", "knn", "linear_probe"])
+@pytest.mark.parametrize("stage", ["extract_features", "extract_raw_pixels", "pretrain", "knn", "linear_probe"])
 def test_no_computing_stage_depends_on_the_report_code(stage):
     """Rewording a table's Markdown note (reporting/) reruns only the tables and figures."""
     assert not any(f.startswith("reporting/") for f in relative(codedeps.stage_code(stage)))
@@ -73,13 +73,13 @@ def test_pretrain_stage_code_contains_the_training_loop_and_the_schema():
 
 
 def test_stages_that_read_no_config_do_not_depend_on_the_config_loader():
-    for stage in ["collect", "plot"]:
+    for stage in ["collect_tables", "plot_figures"]:
         files = relative(codedeps.stage_code(stage))
         assert f"stages/{stage}.py" in files and "reporting/tables.py" in files
         assert "config.py" not in files and "config.schema.yaml" not in files
         assert "training/loop.py" not in files
-    assert "reporting/plots.py" in relative(codedeps.stage_code("plot"))
-    assert "reporting/plots.py" not in relative(codedeps.stage_code("collect"))
+    assert "reporting/plots.py" in relative(codedeps.stage_code("plot_figures"))
+    assert "reporting/plots.py" not in relative(codedeps.stage_code("collect_tables"))
 
 
 @pytest.mark.parametrize("stage", STAGE_MODULES)
@@ -93,7 +93,7 @@ def test_every_stage_has_sorted_existing_files_and_reads_config_iff_it_has_resou
     assert ("config.schema.yaml" in relative(files)) is reads
 
 
-@pytest.mark.parametrize("stage", ["knn", "collect"])
+@pytest.mark.parametrize("stage", ["knn", "collect_tables"])
 def test_every_module_a_stage_loads_is_declared(stage: str):
     """What Python really imports for the stage is a subset of the static closure."""
     script = textwrap.dedent(f"""

@@ -420,7 +420,7 @@ def test_collect_and_plot_stages_end_to_end(tmp_path: Path, capsys: pytest.Captu
     old_style.update(run="old-run", linear_top1=11.1)  # a record from before the new keys existed
     run_dirs = [_write_run_dir(tmp_path / "runs", r, i) for i, r in enumerate([*records, old_style])]
     out = tmp_path / "tables"
-    assert cli.main(["collect", "--run-dirs", *map(str, run_dirs), "--out-dir", str(out)]) == 0
+    assert cli.main(["collect-tables", "--run-dirs", *map(str, run_dirs), "--out-dir", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(TABLE_FILES)
     assert pd.read_csv(out / "runs.csv")["run"].nunique() == len(run_dirs)
     methods = pd.read_csv(out / "training_methods.csv").set_index("training")
@@ -428,14 +428,14 @@ def test_collect_and_plot_stages_end_to_end(tmp_path: Path, capsys: pytest.Captu
     assert (out / "runs.md").read_text().splitlines()[-1] == paper.index_line()
     assert PAPER_COLUMN not in (out / "strategies.md").read_text()
 
-    assert cli.main(["collect", "--run-dirs", *map(str, run_dirs), "--out-dir", str(out), "--compare-to-paper"]) == 0
+    assert cli.main(["collect-tables", "--run-dirs", *map(str, run_dirs), "--out-dir", str(out), "--compare-to-paper"]) == 0
     strategies = pd.read_csv(out / "strategies.csv", dtype={PAPER_COLUMN: str}).set_index("training")
     assert strategies.at["SimSiam single-pass", PAPER_COLUMN] == "44.5"
     distillation = pd.read_csv(out / "distillation.csv").set_index("teacher run")
     assert distillation.at["ss-r50", "resnet18 student"] == 57.6
 
     figures = tmp_path / "figures"
-    assert cli.main(["plot", "--table", str(out / "runs.csv"), "--run-dirs", *map(str, run_dirs),
+    assert cli.main(["plot-figures", "--table", str(out / "runs.csv"), "--run-dirs", *map(str, run_dirs),
                      "--out-dir", str(figures)]) == 0
     assert sorted(p.name for p in figures.iterdir()) == sorted(FIGURE_NAMES)
     assert all((figures / name).stat().st_size > 1000 for name in FIGURE_NAMES)
@@ -445,5 +445,5 @@ def test_collect_and_plot_stages_end_to_end(tmp_path: Path, capsys: pytest.Captu
 def test_collect_no_longer_takes_separate_output_files(tmp_path: Path) -> None:
     run_dir = _write_run_dir(tmp_path, _record("ss-r18", "simsiam", "resnet18"), 0)
     with pytest.raises(SystemExit) as exit_:
-        cli.main(["collect", "--run-dirs", str(run_dir), "--out-csv", str(tmp_path / "t.csv")])
+        cli.main(["collect-tables", "--run-dirs", str(run_dir), "--out-csv", str(tmp_path / "t.csv")])
     assert exit_.value.code == 2 and not (tmp_path / "t.csv").exists()

@@ -39,7 +39,7 @@ def test_gpu_jobs_run_one_process_per_gpu_and_span_nodes_through_srun(workdir):
         assert command.startswith("siamcollapse launch --nodes 1 --processes-per-node 2 -- pretrain "), command
         assert "gpu=2" in resources
     for resources, command in jobs["extract_features"]:
-        assert command.startswith("siamcollapse extract ") and "gpu=1" in resources
+        assert command.startswith("siamcollapse extract-features ") and "gpu=1" in resources
     for rule in set(jobs) - GPU_STAGES:  # data, baselines, probes, kNN, report: no GPU, one process
         for resources, command in jobs[rule]:
             assert command.startswith("siamcollapse ") and "launch" not in command, command

@@ -152,3 +152,25 @@ def test_command_line_overrides_reach_every_stage_command(workdir):
     for command in commands:
         if "--config" in command:  # every config-reading stage gets the override on top of the file
             assert """--set '{"linear_probe": {"lr": "0.3"}}'""" in command, command
+
+
+# Rules that are pretraining jobs of a special kind: they run the pretrain stage.
+PRETRAIN_RULES = {"pretrain_segment", "distill", "random_init"}
+
+
+def test_every_rule_runs_the_stage_command_of_its_own_name(workdir):
+    """One spelling per stage: rule extract_features runs `siamcollapse extract-features`, whose
+    code is stages/extract_features.py (and whose config keys plan.STAGE_CONFIG_KEYS lists)."""
+    proc = snakemake(workdir, "-n", "-p", "--configfile", REPO / "configs/test.yaml")
+    pairs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", proc.stdout):
+        rule, command = re.match(r"(?:local)?rule (\w+):", block), re.search(r"^Shell command: siamcollapse ([\w-]+)",
+                                                                             block, re.MULTILINE)
+        if rule and command:
+            pairs.append((rule[1], command[1]))
+    assert {rule for rule, _ in pairs} >= {"prepare_data", "make_subset", "pretrain", "extract_features",
+                                           "extract_raw_pixels", "linear_probe", "knn", "collect_tables",
+                                           "plot_figures", *PRETRAIN_RULES}
+    for rule, command in pairs:
+        assert command == ("pretrain" if rule in PRETRAIN_RULES else rule.replace("_", "-")), rule
+        assert command.replace("-", "_") in plan.STAGE_CONFIG_KEYS or command == "pretrain"

@@ -8,7 +8,7 @@ rule extract_features:
     input:
         checkpoint=RUN.checkpoint,
         data=DATA_ROOT,
-        code=code_of("extract"),
+        code=code_of("extract_features"),
     output:
         features=RUN.features.files(),
         spectrum=RUN.spectrum,
@@ -25,14 +25,14 @@ rule extract_features:
         settings=settings_of("extract_features"),
         features_dir=lambda w: plan.run_dir(config, w.run).features.path,
     shell:
-        "siamcollapse extract {params.config} --checkpoint {input.checkpoint} --data-root {input.data}"
+        "siamcollapse extract-features {params.config} --checkpoint {input.checkpoint} --data-root {input.data}"
         " --features-dir {params.features_dir} --spectrum {output.spectrum} --summary {output.metrics} --log {log}"
 
 
 rule extract_raw_pixels:
     input:
         data=DATA_ROOT,
-        code=code_of("extract_pixels"),
+        code=code_of("extract_raw_pixels"),
     output:
         features=RUN.features.files(),
         spectrum=RUN.spectrum,
@@ -51,7 +51,7 @@ rule extract_raw_pixels:
         settings=settings_of("extract_raw_pixels"),
         features_dir=lambda w: plan.run_dir(config, w.run).features.path,
     shell:
-        "siamcollapse extract-pixels {params.config} --data-root {input.data} --features-dir {params.features_dir}"
+        "siamcollapse extract-raw-pixels {params.config} --data-root {input.data} --features-dir {params.features_dir}"
         " --spectrum {output.spectrum} --summary {output.metrics} --info {output.info}"
         " --settings {output.settings} --log {log}"
 

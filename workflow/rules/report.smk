@@ -8,7 +8,7 @@ rule collect_tables:
         spectrum=[d.spectrum_summary for d in RUN_DIRS],
         linear=[d.linear_probe for d in RUN_DIRS],
         knn=[d.knn for d in RUN_DIRS],
-        code=code_of("collect"),
+        code=code_of("collect_tables"),
     output:
         csv=report(TREE.run_table, caption="../report/runs_table.rst", category="Tables"),
         markdown=TREE.run_summary,
@@ -31,14 +31,14 @@ rule collect_tables:
         compare=lambda w: "--compare-to-paper" if config["report"]["compare_to_paper"] else "",
         out_dir=TREE.tables,
     shell:
-        "siamcollapse collect --run-dirs {params.run_dirs} --out-dir {params.out_dir} {params.compare} --log {log}"
+        "siamcollapse collect-tables --run-dirs {params.run_dirs} --out-dir {params.out_dir} {params.compare} --log {log}"
 
 
 rule plot_figures:
     input:
         table=TREE.run_table,
         spectra=[d.spectrum for d in RUN_DIRS],
-        code=code_of("plot"),
+        code=code_of("plot_figures"),
     output:
         [
             report(TREE.figures / name, caption=f"../report/{name.removesuffix('.png')}.rst", category="Figures")
@@ -53,4 +53,4 @@ rule plot_figures:
         run_dirs=[d.path for d in RUN_DIRS],
         out_dir=TREE.figures,
     shell:
-        "siamcollapse plot --table {input.table} --run-dirs {params.run_dirs} --out-dir {params.out_dir} --log {log}"
+        "siamcollapse plot-figures --table {input.table} --run-dirs {params.run_dirs} --out-dir {params.out_dir} --log {log}"

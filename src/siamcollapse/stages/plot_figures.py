@@ -15,7 +15,7 @@ RESOURCES = None  # reads only the runs' result files
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--table", type=Path, required=True, help="runs.csv written by `siamcollapse collect`")
+    parser.add_argument("--table", type=Path, required=True, help="runs.csv written by `siamcollapse collect-tables`")
     parser.add_argument("--run-dirs", type=Path, nargs="+", required=True)
     parser.add_argument("--out-dir", type=Path, required=True, help=f"written: {', '.join(FIGURE_NAMES)}")
 
