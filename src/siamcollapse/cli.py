@@ -120,10 +120,14 @@ def _logging_to(path: Path | None) -> Iterator[None]:
 
 
 def _run_stage(args: argparse.Namespace) -> None:
-    from .config import load_experiment
+    from . import plan
+    from .config import load_experiment, only_keys
 
     module = args.stage
     config = load_experiment(args.configfiles, args.overrides) if module.RESOURCES is not None else None
+    stage = module.__name__.rsplit(".", 1)[-1]
+    if config is not None and not getattr(module, "PLANS_RUNS", False):
+        config = only_keys(config, plan.STAGE_CONFIG_KEYS[stage], stage)  # what its params record, nothing more
     threads = args.threads or (config["resources"][module.RESOURCES]["threads"] if config else None)
     if threads:
         threads = max(1, threads // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))  # the processes share the job's

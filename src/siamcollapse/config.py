@@ -193,3 +193,30 @@ def has_dotted(config: dict[str, Any], key: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+class DeclaredKeys(dict):
+    """A config (or one of its sections) that holds only the keys a stage declared: reading any
+    other key is an error naming it, so a stage cannot depend on a key its params do not record."""
+
+    def __init__(self, values: dict[str, Any], where: str, stage: str) -> None:
+        super().__init__(values)
+        self.where, self.stage = where, stage
+
+    def __missing__(self, key: str) -> Any:
+        raise KeyError(f"stage {self.stage!r} read config key '{self.where}{key}', which it does not declare "
+                       "(plan.STAGE_CONFIG_KEYS): declare it, so that Snakemake and DVC rerun the stage when it changes")
+
+
+def only_keys(config: dict[str, Any], keys: list[str], stage: str) -> DeclaredKeys:
+    """The part of ``config`` under the dotted ``keys`` (plus ``resources``, which the command line reads)."""
+    view = DeclaredKeys({"resources": config["resources"]}, "", stage)
+    for dotted in keys:
+        *parents, leaf = dotted.split(".")
+        node, source, where = view, config, ""
+        for part in parents:
+            where += f"{part}."
+            source = source[part]
+            node = node.setdefault(part, DeclaredKeys({}, where, stage))
+        node[leaf] = copy.deepcopy(source[leaf])
+    return view

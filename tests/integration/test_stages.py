@@ -184,6 +184,20 @@ def test_probe_and_knn_report_accuracies_with_the_configured_settings(pipeline: 
     assert set(knn) >= {"knn_top1", "knn_top1_k3", "knn_top1_k20"} and knn["knn_top1"] == knn["knn_top1_k3"]
 
 
+def test_a_stage_sees_only_the_config_keys_it_declares(pipeline: Pipeline, tmp_path: Path, monkeypatch):
+    """The kNN stage reads knn.k and knn.temperature; with knn.k undeclared it stops, naming the key,
+    before writing anything (its params would not record what it read)."""
+    from siamcollapse import plan
+
+    monkeypatch.setitem(plan.STAGE_CONFIG_KEYS, "knn", ["knn.temperature"])
+    out = tmp_path / "knn.json"
+    with pytest.raises(KeyError, match=r"'knn\.k'.*does not declare"):
+        run_cli("knn", "--config", pipeline.config, "--features-dir", pipeline.run_dir / "features", "--out", out)
+    assert not out.exists()
+    monkeypatch.setitem(plan.STAGE_CONFIG_KEYS, "knn", ["knn"])
+    assert run_cli("knn", "--config", pipeline.config, "--features-dir", pipeline.run_dir / "features", "--out", out) == 0
+
+
 def test_set_overrides_what_linear_probe_runs(pipeline: Pipeline, tmp_path: Path, monkeypatch):
     real, seen = linear_probe_stage.train_linear_probe, []
 

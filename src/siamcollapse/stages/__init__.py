@@ -2,7 +2,9 @@
 
 A stage module defines ``RESOURCES`` (the config's resource family whose threads it
 uses, or None when it reads no config), ``add_arguments(parser)`` for its input and output
-paths, and ``run(args, config)``. Settings come from the experiment config, never from flags,
+paths, and ``run(args, config)``. ``config`` holds only the keys ``plan.STAGE_CONFIG_KEYS``
+declares for the stage (reading another is an error naming it), unless the stage sets
+``PLANS_RUNS = True`` because it resolves runs through the plan (pretrain, the pixel floor). Settings come from the experiment config, never from flags,
 so Snakemake and DVC run identical commands and a config edit reaches the stage unchanged.
 
 This file imports nothing: a stage's code dependencies (``siamcollapse.codedeps``) are the

@@ -24,6 +24,7 @@ from ..names import RAW_PIXELS_SOURCE
 from ..spectrum_csv import write_spectrum
 
 RESOURCES = "extract"
+PLANS_RUNS = True  # finds the floor's run through the plan: sees the whole config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

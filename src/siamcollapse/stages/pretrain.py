@@ -19,6 +19,7 @@ from ..training.checkpoint import settings_hash
 from ..training.loop import Segment, pretrain
 
 RESOURCES = "pretrain"
+PLANS_RUNS = True  # resolves its run (and its teacher or hybrid source) through the plan: sees the whole config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
