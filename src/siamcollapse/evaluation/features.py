@@ -62,7 +62,8 @@ def extract_split(backbone: torch.nn.Module, data: dict[str, Any], root: Path, s
     """Write ``<split>.npy`` (N x d float32) and ``<split>_labels.npy``; return the spectrum state."""
     count, batches = _image_batches(data, root, split, batch_size, num_workers)
     spectrum = SpectrumAccumulator(backbone.feature_dim)
-    features_path, labels_path = FeatureDir(out_dir).features(split), FeatureDir(out_dir).labels(split)
+    files = FeatureDir(out_dir)
+    features_path, labels_path = files.features(split), files.labels(split)
     labels = np.empty(count, dtype=np.int64)
     with atomic_path(features_path) as tmp:
         features = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(count, backbone.feature_dim))
