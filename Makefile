@@ -19,12 +19,16 @@ run: $(STAMP)
 dvc-repro: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
+# One pytest worker per core (pytest-xdist), each running whole files, in collection order: the
+# long_chain files (the shared local run, the SLURM cluster) first (docs/testing.md).
+PARALLEL := -n auto --dist loadfile --no-loadscope-reorder
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PARALLEL)
 
 # Unit and stage-integration tests only: no workflow engine (Snakemake, DVC, SLURM).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not workflow"
+	$(BIN)/python -m pytest $(PARALLEL) -m "not workflow"
 
 install: $(STAMP)
 

@@ -12,6 +12,7 @@ and ``--log FILE`` keeps a copy of everything the stage prints.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import importlib
 import json
@@ -24,7 +25,8 @@ from types import ModuleType
 from typing import Any, TextIO
 
 from .errors import TrainingInterrupted, UserInputError
-from .stages import HELP as STAGE_HELP
+
+STAGES_DIR = Path(__file__).resolve().parent / "stages"
 
 # Commands that are not pipeline stages: name -> (module, one-line help).
 TOOLS = {
@@ -34,6 +36,15 @@ TOOLS = {
 }
 TOOL_HELP = {name: text for name, (_, text) in TOOLS.items()}
 
+
+def _stage_help() -> dict[str, str]:
+    """Command -> one-line help of every stage module: its docstring's first line, read with
+    ``ast`` so that `siamcollapse --help` imports no stage (and a new stage needs no entry here)."""
+    return {path.stem.replace("_", "-"): ast.get_docstring(ast.parse(path.read_text())).splitlines()[0]
+            for path in sorted(STAGES_DIR.glob("*.py")) if path.name != "__init__.py"}
+
+
+STAGE_HELP = _stage_help()
 
 
 def _stage_module(name: str) -> ModuleType:

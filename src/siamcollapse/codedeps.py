@@ -2,7 +2,10 @@
 
 Both engines declare these files as the stage's code dependencies (Snakemake inputs, DVC deps),
 so editing a module reruns exactly the stages whose code path contains it. The import graph is
-read statically (``ast``), imports inside functions included, without importing anything.
+read statically (``ast``), imports inside functions included, without importing anything. A
+module that holds nothing but its docstring (most package ``__init__.py`` files) is on the import
+path but is no dependency: nothing in it can change what a stage computes, and once it holds a
+statement it is one (``siamcollapse dvc-yaml --check`` then asks for dvc.yaml to be regenerated).
 """
 
 from __future__ import annotations
@@ -27,13 +30,34 @@ def module_path(name: str) -> Path | None:
     return None
 
 
+@cache
+def _syntax_tree(source: str) -> ast.Module:
+    # Keyed by the source text, so an edited file is parsed anew; every Snakemake start (each dry
+    # run, each SLURM job step) resolves all stages, which share most of their modules.
+    return ast.parse(source)
+
+
+def holds_code(path: Path) -> bool:
+    """Whether a module has any statement besides its docstring."""
+    body = _syntax_tree(path.read_text()).body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        body = body[1:]
+    return bool(body)
+
+
 def _package_of(name: str, path: Path) -> str:
     return name if path.name == "__init__.py" else name.rpartition(".")[0]
 
 
 def _imported_modules(name: str, path: Path) -> set[str]:
+    return set(_imports_in(name, path, path.read_text()))
+
+
+@cache
+def _imports_in(name: str, path: Path, source: str) -> frozenset[str]:
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(_syntax_tree(source)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -45,7 +69,7 @@ def _imported_modules(name: str, path: Path) -> set[str]:
                 base = node.module or ""
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)  # `from . import module`
-    return {m for m in found if m.split(".")[0] == PACKAGE and module_path(m) is not None}
+    return frozenset(m for m in found if m.split(".")[0] == PACKAGE and module_path(m) is not None)
 
 
 def direct_imports(name: str) -> set[str]:
@@ -65,7 +89,8 @@ def _with_parents(name: str) -> list[str]:
 def module_closure(entry: str) -> tuple[Path, ...]:
     """Sorted files of ``entry`` and of everything it imports from the package, transitively.
 
-    Importing ``a.b.c`` runs ``a/__init__.py`` and ``a/b/__init__.py`` too, so they are included.
+    Importing ``a.b.c`` runs ``a/__init__.py`` and ``a/b/__init__.py`` too, so they are included
+    (those that hold code: see the module docstring).
     """
     seen: set[str] = set()
     todo = [entry]
@@ -79,14 +104,14 @@ def module_closure(entry: str) -> tuple[Path, ...]:
                 raise ValueError(f"no module {module} in {PACKAGE_DIR}")
             seen.add(module)
             todo.extend(_imported_modules(module, path))
-    files = {module_path(m) for m in seen}
+    files = {path for path in map(module_path, seen) if holds_code(path)}
     files.update(PACKAGE_DIR / f for m in seen for f in DATA_FILES.get(m, []))
     return tuple(sorted(files))
 
 
 def reads_config(stage_path: Path) -> bool:
     """Whether a stage module declares a resource family (``RESOURCES = None``: it reads no config)."""
-    for node in ast.parse(stage_path.read_text()).body:
+    for node in _syntax_tree(stage_path.read_text()).body:
         targets = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
         if "RESOURCES" in targets:
             return not (isinstance(node.value, ast.Constant) and node.value.value is None)

@@ -17,6 +17,9 @@ import yaml
 from .errors import UserInputError
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
+# libyaml's loader where PyYAML has it: the schema is read by every stage and Snakemake start, and
+# the pure-Python loader takes ten times as long.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -24,7 +27,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserInputError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_LOADER)
     except yaml.YAMLError as exc:
         raise UserInputError(f"{path} is not valid YAML: {exc}") from exc
     if data is None:

@@ -12,7 +12,8 @@ from torch import nn
 
 from siamcollapse.evaluation import augmented_probe as ap
 from siamcollapse.evaluation.features import MEAN, STD
-from siamcollapse.models.backbones import build_backbone, state_fingerprint
+from siamcollapse.fingerprint import state_fingerprint
+from siamcollapse.models.backbones import build_backbone
 from siamcollapse.optim.optimizers import LARS
 
 CPU = torch.device("cpu")

@@ -9,6 +9,8 @@ import torch
 from torchvision import models as tv_models
 
 from siamcollapse.config import SCHEMA_PATH, load_yaml
+from siamcollapse.errors import UserInputError
+from siamcollapse.fingerprint import state_fingerprint
 from siamcollapse.models.backbones import (
     ARCHS,
     BLOCKS,
@@ -20,9 +22,8 @@ from siamcollapse.models.backbones import (
     family,
     model_name,
     resnet_block,
-    state_fingerprint,
 )
-from siamcollapse.training.checkpoint import load_backbone, save_backbone
+from siamcollapse.training.checkpoint import load_backbone, save_backbone, verified_backbone_meta
 
 TINY_VIT = {"arch": "vit_small", "image_size": 32, "patch_size": 16, "depth": 2, "heads": 6}
 
@@ -327,3 +328,18 @@ def test_checkpoint_round_trip(tmp_path, model):
     with torch.no_grad():
         assert torch.equal(loaded(x), net(x))
     assert [p.requires_grad for p in loaded.parameters()] == [p.requires_grad for p in net.parameters()]
+
+
+def test_a_checkpoint_s_weights_are_verified_against_its_fingerprint_without_building_the_network(tmp_path):
+    model = {"arch": "resnet18", "width": 8, "stem": "small"}
+    net = backbone_from_config(model)
+    save_backbone(tmp_path / "backbone.pt", net, model, {}, epochs_trained=1)
+    meta = verified_backbone_meta(tmp_path / "backbone.pt")
+    assert meta["fingerprint"] == state_fingerprint(net) and "backbone" not in meta
+    checkpoint = torch.load(tmp_path / "backbone.pt", weights_only=False)
+    next(iter(checkpoint["backbone"].values())).add_(1.0)  # weights that are not the ones fingerprinted
+    torch.save(checkpoint, tmp_path / "tampered.pt")
+    with pytest.raises(UserInputError, match="tampered.pt.*do not match"):
+        verified_backbone_meta(tmp_path / "tampered.pt")
+    with pytest.raises(UserInputError, match="checkpoint not found"):
+        verified_backbone_meta(tmp_path / "missing.pt")

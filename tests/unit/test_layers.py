@@ -9,7 +9,7 @@ from siamcollapse.codedeps import PACKAGE, PACKAGE_DIR, direct_imports
 # planner's torch-free model names, sits apart from the torch models).
 LAYERS = [
     ["errors", "names"],
-    ["io", "config", "metrics", "distributed", "codedeps", "layout", "models.naming"],
+    ["io", "config", "metrics", "distributed", "codedeps", "layout", "fingerprint", "models.naming"],
     ["data", "models", "optim", "spectrum_csv"],
     ["methods", "evaluation"],
     ["training"],

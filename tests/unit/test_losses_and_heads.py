@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from siamcollapse.fingerprint import state_fingerprint
 from siamcollapse.methods import build_method
 from siamcollapse.methods.losses import (
     byol_loss,
@@ -16,7 +17,7 @@ from siamcollapse.methods.losses import (
     normalized_std,
     simsiam_loss,
 )
-from siamcollapse.models.backbones import build_backbone, state_fingerprint
+from siamcollapse.models.backbones import build_backbone
 from siamcollapse.models.heads import mlp, predictor, projector
 
 SETTINGS = {"proj_dim": 64, "pred_dim": 16, "fix_pred_lr": True}

@@ -12,12 +12,12 @@ from torch import nn
 
 from siamcollapse.config import SCHEMA_PATH, load_yaml
 from siamcollapse.distributed import all_reduce_mean, gather, rank_and_world
+from siamcollapse.fingerprint import state_fingerprint
 from siamcollapse.methods import build_method, method_names
 from siamcollapse.methods.distill import RunningStats
 from siamcollapse.methods.losses import info_nce, simsiam_loss
 from siamcollapse.methods.momentum import MomentumUpdater, momentum_at
 from siamcollapse.methods.nnsiam import ProjectionQueue
-from siamcollapse.models.backbones import state_fingerprint
 from tests.helpers.tiny_methods import MOMENTUM_METHODS, SETTINGS, make, tiny_backbone, views
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -87,13 +88,27 @@ def copy_tree(source: Path, dest: Path) -> Path:
     return dest
 
 
+def shared_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scratch directory every pytest-xdist worker of this session sees (the session's own
+    base directory when pytest runs without workers)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def local_test_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """ONE complete local run of configs/test.yaml (`snakemake --cores 2`), shared by the tests that
-    need its results. Read it, never change it: a test that edits its project works on a copy
-    (`copy_tree`)."""
-    project = copy_project(tmp_path_factory.mktemp("local-run") / "project")
-    in_project(project, "snakemake", "--cores", "2", "--configfile", "configs/test.yaml")
+    need its results, in whichever worker they run: the first to ask makes it, under a lock, and
+    the others wait for it. Read it, never change it: a test that edits its project works on a
+    copy (`copy_tree`)."""
+    shared = shared_tmp(tmp_path_factory)
+    project, complete = shared / "local-run" / "project", shared / "local-run" / "complete"
+    with FileLock(shared / "local-run.lock"):
+        if not complete.is_file():
+            shutil.rmtree(project.parent, ignore_errors=True)  # what a failed attempt left
+            copy_project(project)
+            in_project(project, "snakemake", "--cores", "2", "--configfile", "configs/test.yaml")
+            complete.touch()
     return project
 
 

@@ -1,5 +1,6 @@
-"""The SLURM profile: every entry takes effect, and configs/test.yaml runs through it on a real
-one-node SLURM cluster, every job as a SLURM job, with exactly the results of a local run."""
+"""The SLURM profile: every entry takes effect, and configs/test.yaml (the runs that need every
+rule) runs through it on a real one-node SLURM cluster, every job as a SLURM job, with exactly the
+results of a local run."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import yaml
 
 from siamcollapse.plan import RAW_PIXELS
 
-from .conftest import REPO, copy_project, in_project
+from .conftest import REPO, copy_project, in_project, runs_of_test_config
 from .slurm_cluster import ClusterUnavailable, SlurmCluster, missing_requirement
 from .test_snakemake import job_counts
 
@@ -27,6 +28,13 @@ NO_ACCOUNTING = ("--slurm-status-command", "squeue", "--slurm-no-account")
 # right for a real cluster, would make this test wait minutes), and keep the SLURM logs of
 # successful jobs, which the plugin deletes by default, as evidence.
 FAST = ("--slurm-init-seconds-before-status-checks", "1", "--slurm-keep-successful-logs")
+# Run groups of configs/test.yaml the SLURM run leaves out: what they add (a second fraction, a
+# second seed) runs the same rules as the rest, which the shared local run covers.
+SAME_RULES_AS_THE_REST = ("simsiam-resnet18", "simsiam-resnet18-decaypred")
+# Collected first (tests/conftest.py), as one unit of a parallel session (`--dist loadfile`): its
+# worker starts the cluster at once, and the test reads the shared local run only after its own
+# SLURM run, by when another worker has made it.
+pytestmark = pytest.mark.long_chain
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 
 
@@ -71,15 +79,27 @@ def fingerprints(project: Path) -> dict[str, str]:
             for path in sorted((project / "results/test/runs").glob("*/checkpoint.pt"))}
 
 
+def every_rule_config(project: Path) -> str:
+    """configs/test.yaml without the run groups that add no rule, written into ``project``."""
+    config = yaml.safe_load((project / "configs/test.yaml").read_text())
+    for group in SAME_RULES_AS_THE_REST:
+        del config["runs"][group]
+    path = project / "configs/test-every-rule.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path.relative_to(project).as_posix()
+
+
 @pytest.mark.slurm
-def test_test_config_runs_as_slurm_jobs_with_the_results_of_a_local_run(slurm_cluster, local_test_run, tmp_path):
+def test_test_config_runs_as_slurm_jobs_with_the_results_of_a_local_run(slurm_cluster, request, tmp_path):
     project = copy_project(tmp_path / "project")
-    planned = job_counts(in_project(project, "snakemake", "-n", "--configfile", "configs/test.yaml").stdout)
+    config = every_rule_config(project)
+    planned = job_counts(in_project(project, "snakemake", "-n", "--configfile", config).stdout)
     planned.pop("total")
     planned.pop("all")  # the target rule has no command: Snakemake itself completes it, no job to submit
+    assert set(planned) == set(job_counts(in_project(project, "snakemake", "-n", "--configfile",
+                                                     "configs/test.yaml").stdout)) - {"total", "all"}
 
-    proc = in_project(project, "snakemake", *USE_PROFILE, "--configfile", "configs/test.yaml", *NO_ACCOUNTING, *FAST,
-                      timeout=900)
+    proc = in_project(project, "snakemake", *USE_PROFILE, "--configfile", config, *NO_ACCOUNTING, *FAST, timeout=900)
     output = proc.stdout + proc.stderr
 
     # Every job was a SLURM job: what Snakemake submitted is what the controller ran and
@@ -99,9 +119,14 @@ def test_test_config_runs_as_slurm_jobs_with_the_results_of_a_local_run(slurm_cl
         assert log.is_file() and log.stat().st_size > 0, log
         assert log.is_relative_to(project / ".snakemake" / "slurm_logs")
 
-    # The same results as the local run: the tables and every checkpoint's weights.
-    local = pd.read_csv(local_test_run / "results/test/tables/runs.csv").sort_values("run", ignore_index=True)
+    # The same results as the local run of configs/test.yaml: its rows of the tables and every
+    # checkpoint's weights.
+    local_run = request.getfixturevalue("local_test_run")  # after the SLURM run: it may still be in the making
     slurm = pd.read_csv(project / "results/test/tables/runs.csv").sort_values("run", ignore_index=True)
+    assert set(slurm["run"]) == set(runs_of_test_config(project / config))
+    local = pd.read_csv(local_run / "results/test/tables/runs.csv")
+    local = local[local["run"].isin(slurm["run"])].sort_values("run", ignore_index=True)
     pd.testing.assert_frame_equal(slurm, local, check_exact=True)
-    assert fingerprints(project) == fingerprints(local_test_run)
-    assert len(fingerprints(project)) == (local["method"] != RAW_PIXELS).sum()  # every network's checkpoint
+    slurm_weights, local_weights = fingerprints(project), fingerprints(local_run)
+    assert slurm_weights == {run: local_weights[run] for run in slurm_weights}
+    assert len(slurm_weights) == (slurm["method"] != RAW_PIXELS).sum()  # every network's checkpoint

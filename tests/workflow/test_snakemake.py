@@ -5,15 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
 from siamcollapse import plan
 from siamcollapse.config import load_experiment
-from siamcollapse.layout import FIGURE_NAMES, TABLE_FILES
 
-from .conftest import REPO, copy_tree, edit_yaml, in_project, runs_of_test_config, snakemake
+from .conftest import REPO, snakemake
 
 CONFIGS = ["config.yaml", *sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").glob("*.yaml"))]
 STAGES = {"pretrain", "extract_features", "linear_probe", "knn", "make_subset", "collect_tables", "plot_figures"}
@@ -72,77 +70,6 @@ def test_bad_config_is_one_clear_error_before_any_job(workdir, override, key):
     assert f"'{key}'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (workdir / "results").exists() and not (workdir / "data").exists()
-
-
-def check_results_of_the_test_config(project: Path) -> None:
-    """What a complete run of configs/test.yaml leaves: tables, figures, settings, logs, a report."""
-    out = project / "results" / "test"
-    table = pd.read_csv(out / "tables" / "runs.csv")
-    assert {"run", "method", "arch", "dataset_fraction", "strategy", "auc", "linear_top1", "knn_top1"} <= set(table)
-    assert sorted(table["run"]) == sorted(runs_of_test_config())
-    assert table["auc"].between(0.5, 1.0).all() and table["linear_top1"].between(0, 100).all()
-    assert set(table["method"]) == {"simsiam", "mocov3", "distill", "random-init", "raw-pixels"}
-    seeded = table[table["seed_group"] == "simsiam-resnet18-decaypred-100pct"]
-    assert sorted(seeded["seed"]) == [0, 1]  # one run per listed seed, each with its seed
-    assert set(table["strategy"]) == {"iid", "single-pass", "hybrid", "none"}
-    for name in FIGURE_NAMES:
-        assert (out / "figures" / name).read_bytes()[:4] == b"\x89PNG"
-    for name in TABLE_FILES:
-        assert (out / "tables" / name).stat().st_size > 0
-    summary = (out / "tables" / "runs.md").read_text()
-    assert "simsiam-resnet18-50pct" in summary and "**Floors**" in summary and "chance 10.0 %" in summary
-    row = next(line for line in summary.splitlines() if line.startswith("| simsiam-resnet18-decaypred-100pct |"))
-    assert "| 2 | 0, 1 |" in row and " ± " in row  # the two seeds folded into mean ± sd
-    for run in table["run"]:
-        assert (out / "runs" / run / "config.yaml").is_file()  # every run keeps its resolved settings
-        stage = "extract" if run == plan.RAW_PIXELS else "pretrain"
-        assert (out / "logs" / stage / f"{run}.log").is_file()
-
-    in_project(project, "snakemake", "--configfile", "configs/test.yaml", "--report", "report.html")
-    html = (project / "report.html").read_text(errors="replace")
-    assert "auc_vs_linear_top1" in html and "partial dimensional collapse" in html.lower()
-
-
-def planned(project: Path, *args: str) -> tuple[dict[str, int], set[str]]:
-    """Jobs per rule, and the runs they touch, that Snakemake would execute now (dry-run)."""
-    proc = in_project(project, "snakemake", "-n", "--configfile", "configs/test.yaml", *args)
-    if "Nothing to be done" in proc.stdout + proc.stderr:
-        return {}, set()
-    return job_counts(proc.stdout), set(re.findall(r"wildcards: run=([^\s,]+)", proc.stdout))
-
-
-def test_snakemake_reruns_only_invalidated_stages(local_test_run, tmp_path):
-    run = ("snakemake", "--cores", "2", "--configfile", "configs/test.yaml")
-    project = copy_tree(local_test_run, tmp_path / "project")  # the shared run, copied: this test edits it
-    check_results_of_the_test_config(project)
-    assert planned(project) == ({}, set())
-
-    (project / "README.md").write_text((project / "README.md").read_text() + "\nAn unrelated note.\n")
-    assert planned(project) == ({}, set())
-
-    edit_yaml(project / "configs/test.yaml", ("linear_probe.lr", 0.2))
-    jobs, runs = planned(project)
-    probes = len(runs_of_test_config())
-    assert jobs == {"linear_probe": probes, "collect_tables": 1, "plot_figures": 1, "all": 1, "total": probes + 3}
-    checkpoint = project / "results/test/runs/simsiam-resnet18-50pct/checkpoint.pt"
-    before = checkpoint.stat().st_mtime_ns
-    in_project(project, *run)
-    assert checkpoint.stat().st_mtime_ns == before
-    assert '"lr": 0.2' in (project / "results/test/runs/simsiam-resnet18-50pct/linear_probe.json").read_text()
-
-    edit_yaml(project / "configs/test.yaml", ("runs.simsiam-resnet18-decaypred.pretrain.epochs", 1))
-    jobs, runs = planned(project)
-    assert runs == {"simsiam-resnet18-decaypred-100pct-s0", "simsiam-resnet18-decaypred-100pct-s1"}  # both seeds
-    assert jobs == {"pretrain": 2, "extract_features": 2, "linear_probe": 2, "knn": 2, "collect_tables": 1,
-                    "plot_figures": 1, "all": 1, "total": 11}
-    in_project(project, *run)
-
-    # The hybrid run and the rest of its single-pass run continue the epoch-1 state: redoing it
-    # redoes both and nothing else.
-    jobs, runs = planned(project, "--forcerun", "pretrain_segment")
-    assert runs == {"simsiam-resnet18-singlepass-100pct", "simsiam-resnet18-hybrid-100pct"}
-    assert jobs["pretrain_segment"] == 1 and jobs["pretrain"] == 2 and jobs["extract_features"] == 2
-    # (test_dvc.py records this run's work in DVC with one command and edits it through DVC.)
 
 
 def test_command_line_overrides_reach_every_stage_command(workdir):

@@ -29,7 +29,7 @@ from torchvision.transforms import Resize
 
 from ..data.augment import AugmentConfig, BatchAugment, eval_resize_side, eval_transform
 from ..data.sources import ImageFolderStream, load_split, scan_labels
-from ..models.backbones import state_fingerprint
+from ..fingerprint import state_fingerprint
 from ..optim.optimizers import LARS
 from ..optim.schedules import apply_lr, cosine_lr, scaled_lr
 from .features import MEAN, STD, _image_batches

@@ -16,9 +16,9 @@ from torch.utils.data import DataLoader
 
 from ..data.augment import eval_transform
 from ..data.sources import ImageFolderStream, load_split
+from ..fingerprint import state_fingerprint
 from ..io import atomic_path, write_json
 from ..layout import FEATURE_SPLITS, FeatureDir
-from ..models.backbones import state_fingerprint
 from ..names import BACKBONE_SOURCE
 from .spectrum import SpectrumAccumulator
 

@@ -16,7 +16,6 @@ re-exported from the torch-free ``naming`` module.
 
 from __future__ import annotations
 
-import hashlib
 from functools import cache
 from typing import Any
 
@@ -155,19 +154,9 @@ def backbone_from_config(model: dict[str, Any], zero_init_residual: bool = True)
                      settings["freeze_patch_embed"])
 
 
-def state_fingerprint(module: nn.Module) -> str:
-    """A hash of every parameter and buffer: proves a backbone was not changed."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
 __all__ = ["ARCHS", "BLOCKS", "MODEL_KEYS", "RESNET_ARCHS", "STANDARD_WIDTH", "VIT_ARCHS", "backbone_from_config",
-           "build_backbone", "count_parameters", "family", "model_name", "model_settings", "resnet_block", "resnet_layout",
-           "state_fingerprint"]
+           "build_backbone", "count_parameters", "family", "model_name", "model_settings", "resnet_block", "resnet_layout"]

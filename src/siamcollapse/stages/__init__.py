@@ -7,20 +7,8 @@ declares for the stage (reading another is an error naming it), unless the stage
 ``PLANS_RUNS = True`` because it resolves runs through the plan (pretrain, the pixel floor). Settings come from the experiment config, never from flags,
 so Snakemake and DVC run identical commands and a config edit reaches the stage unchanged.
 
-This file imports nothing: a stage's code dependencies (``siamcollapse.codedeps``) are the
-modules it imports, so every stage must stay importable on its own.
+The first line of a stage's docstring is its command's help (``siamcollapse --help`` reads it
+without importing the stage). This file holds only this docstring: a stage's code dependencies
+(``siamcollapse.codedeps``) are the modules it imports, so every stage must stay importable on
+its own, and a package file with no code is none of them.
 """
-
-# Command name -> one-line help (here, so `siamcollapse --help` imports no stage).
-HELP = {
-    "prepare-data": "Generate the embedded procedural dataset (ImageFolder PNGs).",
-    "make-subset": "Write the index file of one nested subset of the training set.",
-    "pretrain": "Self-supervised pretraining or distillation of one run (or a random-init baseline's initialisation).",
-    "extract-features": "Backbone features of train and val, and the train spectrum with its collapse metrics.",
-    "extract-raw-pixels": "The raw-pixel floor: flattened eval-transformed pixels as features, and their spectrum.",
-    "linear-probe": "Linear probe on cached features; top-1 on val.",
-    "augmented-probe": "The paper's linear probe: augmented images through the frozen backbone (LARS); top-1 on val.",
-    "knn": "Weighted kNN on L2-normalised features; top-1 on val for every configured k.",
-    "collect-tables": "Gather every run's metrics into results tables (CSV and Markdown).",
-    "plot-figures": "Spectrum and AUC figures (PNG).",
-}

@@ -8,8 +8,8 @@ from typing import Any
 
 from ..errors import UserInputError
 from ..evaluation.augmented_probe import run_augmented_probe
+from ..fingerprint import state_fingerprint
 from ..io import write_json
-from ..models.backbones import state_fingerprint
 from ..training.checkpoint import load_backbone
 
 RESOURCES = "extract"  # every step is a backbone forward: the GPU family, like extraction

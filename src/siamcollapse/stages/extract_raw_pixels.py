@@ -17,9 +17,9 @@ import yaml
 
 from .. import plan
 from ..evaluation.features import RawPixels, extract
+from ..fingerprint import state_fingerprint
 from ..io import write_json, write_text
 from ..metrics import spectrum_summary
-from ..models.backbones import state_fingerprint
 from ..names import RAW_PIXELS_SOURCE
 from ..spectrum_csv import write_spectrum
 

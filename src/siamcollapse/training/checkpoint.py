@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from ..errors import UserInputError
+from ..fingerprint import state_fingerprint, tensors_fingerprint
 from ..io import save_torch
 from ..layout import RunDir
 
@@ -44,8 +46,6 @@ def discard_resume_state(run_dir: Path) -> None:
 def save_backbone(path: Path, backbone: torch.nn.Module, model: dict[str, Any], run: dict[str, Any],
                   epochs_trained: int, extras: dict[str, Any] | None = None) -> None:
     """The final checkpoint: backbone weights, how to rebuild them, and ``extras`` of the method."""
-    from ..models.backbones import state_fingerprint
-
     save_torch(path, {
         **(extras or {}),
         "backbone": {k: v.detach().cpu() for k, v in backbone.state_dict().items()},
@@ -57,16 +57,29 @@ def save_backbone(path: Path, backbone: torch.nn.Module, model: dict[str, Any], 
     })
 
 
-def load_backbone(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The backbone saved by ``save_backbone`` (eval mode, on CPU) and the checkpoint's metadata."""
-    from ..errors import UserInputError
-    from ..models.backbones import backbone_from_config
-
+def _read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"checkpoint not found: {path}")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def load_backbone(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The backbone saved by ``save_backbone`` (eval mode, on CPU) and the checkpoint's metadata."""
+    from ..models.backbones import backbone_from_config
+
+    checkpoint = _read_checkpoint(path)
     backbone = backbone_from_config(checkpoint["model"])
     backbone.load_state_dict(checkpoint["backbone"])
     backbone.eval()
     return backbone, {k: v for k, v in checkpoint.items() if k != "backbone"}
+
+
+def verified_backbone_meta(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's metadata, once its stored backbone weights are shown to hash to its
+    fingerprint; the network is not built (a stage that only reads features needs no model code)."""
+    checkpoint = _read_checkpoint(path)
+    if tensors_fingerprint(checkpoint["backbone"]) != checkpoint["fingerprint"]:
+        raise UserInputError(f"{path}: the stored backbone weights do not match the checkpoint's fingerprint; "
+                             "rerun its pretraining")
+    return {k: v for k, v in checkpoint.items() if k != "backbone"}

@@ -1,0 +1,139 @@
+"""What the one shared local run of configs/test.yaml shows: its results and report, and what
+each engine reruns after edits (Snakemake by itself; DVC after recording Snakemake's work with
+one command)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from siamcollapse import plan
+from siamcollapse.dvc_yaml import CHECK_STAGE
+from siamcollapse.layout import FIGURE_NAMES, TABLE_FILES
+
+from .conftest import copy_tree, edit_yaml, in_project, runs_of_test_config
+from .test_dvc import TEST_PIPELINE, changed_stages, dvc_repro
+from .test_snakemake import job_counts
+
+# Collected first (tests/conftest.py), as one unit of a parallel session (`--dist loadfile`):
+# the worker that runs this file makes the shared run and then both reruns.
+pytestmark = pytest.mark.long_chain
+
+
+def check_results_of_the_test_config(project: Path) -> None:
+    """What a complete run of configs/test.yaml leaves: tables, figures, settings, logs, a report."""
+    out = project / "results" / "test"
+    table = pd.read_csv(out / "tables" / "runs.csv")
+    assert {"run", "method", "arch", "dataset_fraction", "strategy", "auc", "linear_top1", "knn_top1"} <= set(table)
+    assert sorted(table["run"]) == sorted(runs_of_test_config())
+    assert table["auc"].between(0.5, 1.0).all() and table["linear_top1"].between(0, 100).all()
+    assert set(table["method"]) == {"simsiam", "mocov3", "distill", "random-init", "raw-pixels"}
+    seeded = table[table["seed_group"] == "simsiam-resnet18-decaypred-100pct"]
+    assert sorted(seeded["seed"]) == [0, 1]  # one run per listed seed, each with its seed
+    assert set(table["strategy"]) == {"iid", "single-pass", "hybrid", "none"}
+    for name in FIGURE_NAMES:
+        assert (out / "figures" / name).read_bytes()[:4] == b"\x89PNG"
+    for name in TABLE_FILES:
+        assert (out / "tables" / name).stat().st_size > 0
+    summary = (out / "tables" / "runs.md").read_text()
+    assert "simsiam-resnet18-50pct" in summary and "**Floors**" in summary and "chance 10.0 %" in summary
+    row = next(line for line in summary.splitlines() if line.startswith("| simsiam-resnet18-decaypred-100pct |"))
+    assert "| 2 | 0, 1 |" in row and " ± " in row  # the two seeds folded into mean ± sd
+    for run in table["run"]:
+        assert (out / "runs" / run / "config.yaml").is_file()  # every run keeps its resolved settings
+        stage = "extract" if run == plan.RAW_PIXELS else "pretrain"
+        assert (out / "logs" / stage / f"{run}.log").is_file()
+
+    in_project(project, "snakemake", "--configfile", "configs/test.yaml", "--report", "report.html")
+    html = (project / "report.html").read_text(errors="replace")
+    assert "auc_vs_linear_top1" in html and "partial dimensional collapse" in html.lower()
+
+
+def planned(project: Path, *args: str) -> tuple[dict[str, int], set[str]]:
+    """Jobs per rule, and the runs they touch, that Snakemake would execute now (dry-run)."""
+    proc = in_project(project, "snakemake", "-n", "--configfile", "configs/test.yaml", *args)
+    if "Nothing to be done" in proc.stdout + proc.stderr:
+        return {}, set()
+    return job_counts(proc.stdout), set(re.findall(r"wildcards: run=([^\s,]+)", proc.stdout))
+
+
+def test_snakemake_reruns_only_invalidated_stages(local_test_run, tmp_path):
+    run = ("snakemake", "--cores", "2", "--configfile", "configs/test.yaml")
+    project = copy_tree(local_test_run, tmp_path / "project")  # the shared run, copied: this test edits it
+    check_results_of_the_test_config(project)
+    assert planned(project) == ({}, set())
+
+    (project / "README.md").write_text((project / "README.md").read_text() + "\nAn unrelated note.\n")
+    assert planned(project) == ({}, set())
+
+    # Each edit on its own plans exactly its jobs; one run then does both, and nothing else.
+    config, original = project / "configs/test.yaml", (project / "configs/test.yaml").read_text()
+    edit_yaml(config, ("linear_probe.lr", 0.2))
+    jobs, runs = planned(project)
+    probes = len(runs_of_test_config())
+    assert jobs == {"linear_probe": probes, "collect_tables": 1, "plot_figures": 1, "all": 1, "total": probes + 3}
+    config.write_text(original)
+    edit_yaml(config, ("runs.simsiam-resnet18-decaypred.pretrain.epochs", 1))
+    jobs, runs = planned(project)
+    edited = {"simsiam-resnet18-decaypred-100pct-s0", "simsiam-resnet18-decaypred-100pct-s1"}  # both seeds
+    assert runs == edited
+    assert jobs == {"pretrain": 2, "extract_features": 2, "linear_probe": 2, "knn": 2, "collect_tables": 1,
+                    "plot_figures": 1, "all": 1, "total": 11}
+    edit_yaml(config, ("linear_probe.lr", 0.2))
+    checkpoints = {run: project / f"results/test/runs/{run}/checkpoint.pt"
+                   for run in ("simsiam-resnet18-50pct", *edited)}
+    before = {run: path.stat().st_mtime_ns for run, path in checkpoints.items()}
+    in_project(project, *run)
+    assert checkpoints["simsiam-resnet18-50pct"].stat().st_mtime_ns == before["simsiam-resnet18-50pct"]
+    assert all(checkpoints[run].stat().st_mtime_ns != before[run] for run in edited)
+    assert '"lr": 0.2' in (project / "results/test/runs/simsiam-resnet18-50pct/linear_probe.json").read_text()
+    assert planned(project) == ({}, set())
+
+    # The hybrid run and the rest of its single-pass run continue the epoch-1 state: redoing it
+    # redoes both and nothing else.
+    jobs, runs = planned(project, "--forcerun", "pretrain_segment")
+    assert runs == {"simsiam-resnet18-singlepass-100pct", "simsiam-resnet18-hybrid-100pct"}
+    assert jobs["pretrain_segment"] == 1 and jobs["pretrain"] == 2 and jobs["extract_features"] == 2
+
+
+def test_dvc_reruns_only_invalidated_stages_of_a_snakemake_run_and_snakemake_agrees(local_test_run, tmp_path):
+    """One command records Snakemake's work in DVC (the shared local run); DVC then has nothing to
+    do, sees exactly what each edit invalidates, reruns that and what follows from it, and
+    Snakemake agrees after `--touch`."""
+    project = copy_tree(local_test_run, tmp_path / "project")  # the shared run, copied: this test edits it
+    in_project(project, "siamcollapse", "dvc-yaml", "--configfile", "configs/test.yaml")
+    in_project(project, "dvc", "commit", "--force", TEST_PIPELINE)
+    assert "up to date" in in_project(project, "dvc", "status", TEST_PIPELINE).stdout
+    assert dvc_repro(project) == set()
+
+    (project / "README.md").write_text((project / "README.md").read_text() + "\nAn unrelated note.\n")
+    assert changed_stages(project) == set()
+
+    # Each edit changes exactly the stages that read what it edits (`dvc status`); a repro then
+    # runs those and everything downstream of them, nothing else. (The linear-probe edit is
+    # checked at status level: the Snakemake test reruns its ten probes for real.)
+    runs = runs_of_test_config()
+    config, original = project / "configs/test.yaml", (project / "configs/test.yaml").read_text()
+    edit_yaml(config, ("linear_probe.lr", 0.2))
+    assert changed_stages(project) == {CHECK_STAGE, *[f"linear_probe-{run}" for run in runs]}
+    config.write_text(original)
+    assert changed_stages(project) == set()
+    edited = ["simsiam-resnet18-decaypred-100pct-s0", "simsiam-resnet18-decaypred-100pct-s1"]  # both seeds
+    edit_yaml(config, ("runs.simsiam-resnet18-decaypred.pretrain.epochs", 1))
+    assert changed_stages(project) == {CHECK_STAGE, *[f"pretrain-{run}" for run in edited]}
+    assert dvc_repro(project) == {CHECK_STAGE, "collect_tables", "plot_figures",
+                                  *[f"{stage}-{run}" for run in edited
+                                    for stage in ("pretrain", "extract_features", "linear_probe", "knn")]}
+    for run in edited:  # retrained with the edited settings
+        assert yaml.safe_load((project / f"results/test/runs/{run}/config.yaml").read_text())["pretrain"]["epochs"] == 1
+    # `dvc commit` rewrote every file's mtime and Snakemake's params records predate the edits: after
+    # `snakemake --touch` (docs/dvc.md) Snakemake agrees there is nothing to do.
+    in_project(project, "snakemake", "--touch", "--cores", "1", "--configfile", "configs/test.yaml")
+    dry_run = in_project(project, "snakemake", "-n", "--configfile", "configs/test.yaml")
+    assert "Nothing to be done" in dry_run.stdout + dry_run.stderr
+    metrics = in_project(project, "dvc", "metrics", "show", "--json").stdout
+    assert "linear_top1" in metrics and "auc" in metrics
