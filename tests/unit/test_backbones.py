@@ -343,3 +343,19 @@ def test_a_checkpoint_s_weights_are_verified_against_its_fingerprint_without_bui
         verified_backbone_meta(tmp_path / "tampered.pt")
     with pytest.raises(UserInputError, match="checkpoint not found"):
         verified_backbone_meta(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("arch,width,dim", [("resnet18", 64, 512), ("resnet18", 16, 128), ("resnet50", 16, 512)])
+def test_backbone_feature_dim(arch, width, dim):
+    net = build_backbone(arch, width)
+    assert net.feature_dim == dim
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, dim)
+
+
+def test_backbones_are_zero_init_residual():
+    net = build_backbone("resnet18", 16)
+    assert all(float(block.bn2.weight.detach().abs().sum()) == 0 for block in net.layer1)
+
+
+def test_small_stem_keeps_resolution():
+    assert isinstance(build_backbone("resnet18", 8, "small").maxpool, torch.nn.Identity)

@@ -15,9 +15,13 @@ from siamcollapse.distributed import all_reduce_mean, gather, rank_and_world
 from siamcollapse.fingerprint import state_fingerprint
 from siamcollapse.methods import build_method, method_names
 from siamcollapse.methods.distill import RunningStats
-from siamcollapse.methods.losses import info_nce, simsiam_loss
+from siamcollapse.methods.losses import (
+    info_nce,
+    simsiam_loss,
+)
 from siamcollapse.methods.momentum import MomentumUpdater, momentum_at
 from siamcollapse.methods.nnsiam import ProjectionQueue
+from siamcollapse.models.backbones import build_backbone
 from tests.helpers.tiny_methods import MOMENTUM_METHODS, SETTINGS, make, tiny_backbone, views
 
 
@@ -405,3 +409,29 @@ def test_collectives_are_identities_in_one_process():
     assert rank_and_world() == (0, 1)
     assert torch.equal(gather(x), x) and not gather(x).requires_grad
     assert torch.equal(all_reduce_mean(x), x)
+
+
+SIMSIAM_STEP_SETTINGS = {"proj_dim": 64, "pred_dim": 16, "fix_pred_lr": True}
+
+
+def test_simsiam_step_reduces_loss_and_predictor_group_keeps_fixed_lr():
+    torch.manual_seed(0)
+    model = build_method("simsiam", build_backbone("resnet18", 8), SIMSIAM_STEP_SETTINGS)
+    groups = model.param_groups()
+    assert [g["fix_lr"] for g in groups] == [False, True]
+    optimizer = torch.optim.SGD(groups, lr=0.05, momentum=0.9)
+    x1, x2 = torch.randn(16, 3, 32, 32), torch.randn(16, 3, 32, 32)
+    losses = []
+    for _ in range(5):
+        out = model(x1, x2)
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        losses.append(float(out.loss.detach()))
+    assert -1 <= losses[-1] < losses[0] <= 1
+    assert out.projections.shape == (16, 64)
+
+
+def test_unknown_method_is_rejected():
+    with pytest.raises(ValueError, match="unknown method"):
+        build_method("nope", build_backbone("resnet18", 8), SIMSIAM_STEP_SETTINGS)

@@ -1,11 +1,19 @@
 """The training strategies: chunk coverage, reproducible ordering, equal steps, the right pools."""
 
+import math
 from itertools import pairwise
 
 import pytest
 import torch
 
-from siamcollapse.training.strategies import chunk_of_epoch, chunk_ordering, epoch_batches, epoch_pool
+from siamcollapse.training.strategies import (
+    chunk_of_epoch,
+    chunk_ordering,
+    epoch_batches,
+    epoch_pool,
+    shard,
+    steps_per_epoch,
+)
 
 SUBSET = torch.arange(100, 160)  # 60 training indices
 
@@ -80,3 +88,36 @@ def test_batches_draw_only_from_the_epochs_pool():
     _, epoch_pools = pools(hp)
     for epoch in range(hp["epochs"]):
         assert set(epoch_batches(hp, SUBSET, steps=4, epoch=epoch).flatten().tolist()) <= epoch_pools[epoch]
+
+
+def iid(seed=0, batch_size=4, epochs=10):
+    return {"strategy": "iid", "chunks": None, "epochs": epochs, "seed": seed, "batch_size": batch_size}
+
+
+def test_every_epoch_has_the_same_steps_and_cycles_small_subsets():
+    subset = torch.arange(10, 17)
+    batches = epoch_batches(iid(), subset, steps=5, epoch=0)
+    assert batches.shape == (5, 4)
+    assert set(batches.flatten().tolist()) == set(subset.tolist())
+    # each pass over the subset is a permutation: the first 7 entries hold every index once
+    assert sorted(batches.flatten()[:7].tolist()) == subset.tolist()
+
+
+def test_batches_are_reproducible_per_epoch_and_differ_between_epochs():
+    subset = torch.arange(100)
+    a = epoch_batches(iid(seed=1, batch_size=8), subset, 3, epoch=2)
+    assert torch.equal(a, epoch_batches(iid(seed=1, batch_size=8), subset, 3, epoch=2))
+    assert not torch.equal(a, epoch_batches(iid(seed=1, batch_size=8), subset, 3, epoch=3))
+
+
+def test_steps_per_epoch_is_fixed_by_the_full_training_set():
+    assert steps_per_epoch({"steps_per_epoch": None, "batch_size": 64}, 4000) == math.ceil(4000 / 64)
+    assert steps_per_epoch({"steps_per_epoch": 7, "batch_size": 64}, 4000) == 7
+
+
+def test_shards_partition_the_global_batch():
+    batch = torch.arange(12)
+    parts = [shard(batch, r, 3) for r in range(3)]
+    assert torch.equal(torch.cat(parts), batch)
+    with pytest.raises(ValueError, match="divisible"):
+        shard(batch, 0, 5)

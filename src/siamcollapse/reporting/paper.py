@@ -37,11 +37,10 @@ import pandas as pd
 
 from siamcollapse import io
 from siamcollapse.layout import RUN_TABLE_FILES
+from siamcollapse.names import DISTILL, RANDOM_INIT, RAW_PIXELS
 from siamcollapse.reporting.tables import (
-    BASELINE_METHOD,
     MISSING,
     N_SEEDS,
-    RAW_PIXELS_METHOD,
     SD_SUFFIX,
     floors_line,
     format_fraction,
@@ -56,7 +55,6 @@ from siamcollapse.reporting.tables import (
     write_run_table,
 )
 
-DISTILL_METHOD = "distill"
 FULL_DATA = 1.0
 PAPER_COLUMN = "paper (ImageNet)"
 
@@ -67,9 +65,9 @@ METHOD_NAMES = {
     "nnsiam": "NNSiam",
     "mocov3": "MoCo-v3",
     "byol": "BYOL",
-    DISTILL_METHOD: "distilled",
-    BASELINE_METHOD: "random init",
-    RAW_PIXELS_METHOD: "raw pixels",
+    DISTILL: "distilled",
+    RANDOM_INIT: "random init",
+    RAW_PIXELS: "raw pixels",
 }
 STRATEGY_NAMES = {
     "iid": "IID",
@@ -140,9 +138,9 @@ def training_label(record: Mapping[str, Any]) -> str:
     'SimSiam hybrid (K=5)', 'distilled from SimSiam', 'random init'.
     """
     method = record["method"]
-    if method in (BASELINE_METHOD, RAW_PIXELS_METHOD):
+    if method in (RANDOM_INIT, RAW_PIXELS):
         return method_name(method)
-    if method == DISTILL_METHOD:
+    if method == DISTILL:
         teacher = _get(record, "teacher_method")
         return method_name(method) + (f" from {method_name(teacher)}" if teacher else "")
     strategy = strategy_name(record.get("strategy"), _get(record, "switch_epoch"))
@@ -162,7 +160,7 @@ def training_sort_key(record: Mapping[str, Any]) -> tuple:
     warmup = _get(record, "warmup_epochs")
     switch = _get(record, "switch_epoch")
     return (
-        method in (DISTILL_METHOD, BASELINE_METHOD, RAW_PIXELS_METHOD),
+        method in (DISTILL, RANDOM_INIT, RAW_PIXELS),
         _order(record.get("strategy"), STRATEGY_NAMES),
         _order(method, METHOD_NAMES),
         0.0 if warmup is None else float(warmup),
@@ -454,7 +452,7 @@ def _full_data(table: pd.DataFrame) -> pd.Series:
 
 def _trained_full_data(table: pd.DataFrame) -> list[dict[str, Any]]:
     """Full-data runs that were trained by a method (no students, no random init)."""
-    rows = table[_full_data(table) & ~is_baseline(table) & (table["method"] != DISTILL_METHOD)]
+    rows = table[_full_data(table) & ~is_baseline(table) & (table["method"] != DISTILL)]
     return sorted(_records(rows), key=lambda r: (training_sort_key(r), arch_sort_key(r["arch"]), r["run"]))
 
 
@@ -625,7 +623,7 @@ def _distillation_published(column: _ValueColumn, teacher: _Teacher, student: di
     if not column.full_data:
         return None  # the paper distils on all of ImageNet only
     strategy = student.get("strategy") if student else "iid"
-    warmup = added_warmup(DISTILL_METHOD, _get(student, "warmup_epochs") if student else None, column.arch)
+    warmup = added_warmup(DISTILL, _get(student, "warmup_epochs") if student else None, column.arch)
     return published_top1("distillation", teacher.method, column.arch, strategy, warmup, "student", teacher.arch)
 
 
@@ -643,7 +641,7 @@ def distillation_table(table: pd.DataFrame, compare_to_paper: bool = False) -> P
     per_run, table = table, _settings(table)
     runs = {str(r["run"]): r for r in _records(table)}
     students = sorted(
-        (r for r in runs.values() if r["method"] == DISTILL_METHOD),
+        (r for r in runs.values() if r["method"] == DISTILL),
         key=lambda r: (arch_sort_key(r["arch"]), r["run"]),
     )
     teachers = [_teacher_of(s, runs) for s in students]

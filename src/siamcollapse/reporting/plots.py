@@ -39,8 +39,8 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLo
 
 from siamcollapse import io, metrics
 from siamcollapse.layout import FIGURE_NAMES
+from siamcollapse.names import DISTILL, RANDOM_INIT, RAW_PIXELS
 from siamcollapse.reporting.paper import (
-    DISTILL_METHOD,
     arch_sort_key,
     is_full_data,
     method_name,
@@ -48,9 +48,7 @@ from siamcollapse.reporting.paper import (
     training_sort_key,
 )
 from siamcollapse.reporting.tables import (
-    BASELINE_METHOD,
     OPTIONAL_COLUMNS,
-    RAW_PIXELS_METHOD,
     auc_accuracy_correlation,
     chance_top1,
     format_fraction,
@@ -71,14 +69,14 @@ BASELINE_STYLE: dict[str, Any] = {
 CMAP = matplotlib.colormaps["viridis"]
 _CMAP_RANGE = (0.0, 0.88)  # viridis' last yellow is hard to see on white
 # One marker per method in every scatter, so a method is recognised across figures.
-METHOD_MARKERS = {"simsiam": "o", "nnsiam": "s", "mocov3": "^", "byol": "D", DISTILL_METHOD: "P", BASELINE_METHOD: "X"}
+METHOD_MARKERS = {"simsiam": "o", "nnsiam": "s", "mocov3": "^", "byol": "D", DISTILL: "P", RANDOM_INIT: "X"}
 # One colour per method where lines are told apart by method (spectra_by_method).
 METHOD_COLORS = {
     "simsiam": "tab:blue",
     "nnsiam": "tab:orange",
     "mocov3": "tab:green",
     "byol": "tab:red",
-    DISTILL_METHOD: "tab:purple",
+    DISTILL: "tab:purple",
 }
 # Line styles of several runs of one method in one panel ('--' is the baseline's).
 _METHOD_LINESTYLES = ["-", "-.", ":", (0, (3, 1, 1, 1, 1, 1)), (0, (1, 1))]
@@ -106,7 +104,7 @@ def _figure(path: str | os.PathLike, nrows: int = 1, ncols: int = 1, **kwargs: A
 
 
 def _is_baseline(info: Mapping[str, Any]) -> bool:
-    return info["method"] == BASELINE_METHOD
+    return info["method"] == RANDOM_INIT
 
 
 def series_title(info: Mapping[str, Any]) -> str:
@@ -230,7 +228,7 @@ def _spectrum_panels(runs: list[str], labels: Labels) -> list[tuple[str, list[st
     covered = {str(labels[r]["arch"]) for r in trained}
     for arch in sorted({str(labels[r]["arch"]) for r in baselines} - covered, key=arch_sort_key):
         own = [r for r in baselines if str(labels[r]["arch"]) == arch]
-        panels.append((f"{method_name(BASELINE_METHOD)} · {arch}", _run_order(own, labels)))
+        panels.append((f"{method_name(RANDOM_INIT)} · {arch}", _run_order(own, labels)))
     return panels
 
 
@@ -541,7 +539,7 @@ def _scatter_baselines(ax: Any, points: pd.DataFrame) -> list[Line2D]:
     ax.scatter(
         baselines["auc"],
         baselines["linear_top1"],
-        marker=METHOD_MARKERS[BASELINE_METHOD],
+        marker=METHOD_MARKERS[RANDOM_INIT],
         s=90,
         zorder=3,
         color=BASELINE_COLOR,
@@ -552,7 +550,7 @@ def _scatter_baselines(ax: Any, points: pd.DataFrame) -> list[Line2D]:
     for _, row in baselines.iterrows():
         text = f"random init {row['arch']}" if several else "random init"
         _annotate(ax, row["auc"], row["linear_top1"], text, left=True)
-    return [_marker_handle(METHOD_MARKERS[BASELINE_METHOD], "random init (untrained)", face=BASELINE_COLOR)]
+    return [_marker_handle(METHOD_MARKERS[RANDOM_INIT], "random init (untrained)", face=BASELINE_COLOR)]
 
 
 def _accuracy_floor_lines(ax: Any, table: pd.DataFrame, column: str = "linear_top1") -> list[Line2D]:
@@ -663,7 +661,7 @@ class _Comparison:
 _COMPARISONS = {
     "method": _Comparison("method", lambda info: True, _styles_by_method),
     "strategy": _Comparison(
-        "training strategy", lambda info: str(info["method"]) != DISTILL_METHOD, _styles_by_training
+        "training strategy", lambda info: str(info["method"]) != DISTILL, _styles_by_training
     ),
 }
 
@@ -750,7 +748,7 @@ def make_all_figures(table: pd.DataFrame, spectra: Mapping[str, np.ndarray], out
     """Write the seven figures of ``FIGURE_NAMES`` into ``out_dir`` and return their paths, in that order."""
     out_dir = Path(out_dir)
     methods = dict(zip(table["run"], table["method"]))
-    spectra = {run: values for run, values in spectra.items() if methods.get(run) != RAW_PIXELS_METHOD}
+    spectra = {run: values for run, values in spectra.items() if methods.get(run) != RAW_PIXELS}
     labels = labels_from_table(table, list(spectra))
     paths = []
     for name in FIGURE_NAMES:

@@ -38,8 +38,7 @@ RUN_COLUMNS = [
 # Keys of newer run records; a record without them (an older run) reads as null, never an error.
 OPTIONAL_COLUMNS = ["seed", "seed_group", "group", "epochs", "warmup_epochs", "switch_epoch", "teacher", "teacher_method",
                     "teacher_arch", "num_classes"]
-BASELINE_METHOD, RAW_PIXELS_METHOD = RANDOM_INIT, RAW_PIXELS
-FLOOR_METHODS = (BASELINE_METHOD, RAW_PIXELS_METHOD)  # untrained references: no data fraction, no trend
+FLOOR_METHODS = (RANDOM_INIT, RAW_PIXELS)  # untrained references: no data fraction, no trend
 # Metrics averaged over seeds; each gets a '<metric>_sd' column in the summary (NaN for n = 1).
 METRICS = ["auc", "effective_rank", "linear_top1", "knn_top1", "knn_top1_k200"]
 SD_SUFFIX = "_sd"
@@ -90,11 +89,11 @@ def is_baseline(table: pd.DataFrame) -> pd.Series:
 
 
 def is_random_init(table: pd.DataFrame) -> pd.Series:
-    return table["method"] == BASELINE_METHOD
+    return table["method"] == RANDOM_INIT
 
 
 def is_raw_pixels(table: pd.DataFrame) -> pd.Series:
-    return table["method"] == RAW_PIXELS_METHOD
+    return table["method"] == RAW_PIXELS
 
 
 def _filled(table: pd.DataFrame, column: str, fill: Any) -> pd.Series:

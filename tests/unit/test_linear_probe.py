@@ -1,33 +1,11 @@
-"""kNN and the cached-feature linear probe on features with known structure."""
+"""The cached-feature linear probe on features with known structure."""
 
 import torch
 
-from siamcollapse.evaluation.knn import knn_top1
 from siamcollapse.evaluation.linear_probe import top1, train_linear_probe
+from tests.helpers.clustered_features import clustered
 
 PROBE = {"lr": 0.1, "epochs": 30, "batch_size": 64, "weight_decay": 0.0, "seed": 0}
-
-
-def clustered(n_per_class, classes=4, dim=16, noise=0.3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    centres = torch.randn(classes, dim, generator=torch.Generator().manual_seed(99)) * 3
-    labels = torch.arange(classes).repeat_interleave(n_per_class)
-    return centres[labels] + noise * torch.randn(len(labels), dim, generator=g), labels
-
-
-def test_knn_is_perfect_on_separated_clusters_and_chance_on_noise():
-    train, train_labels = clustered(50)
-    val, val_labels = clustered(20, seed=1)
-    assert knn_top1(train, train_labels, val, val_labels, [1, 20], 0.07) == {1: 100.0, 20: 100.0}
-    noise_labels = torch.randint(0, 4, (len(train),), generator=torch.Generator().manual_seed(3))
-    acc = knn_top1(train, noise_labels, val, val_labels, [20], 0.07)[20]
-    assert acc < 60
-
-
-def test_knn_caps_k_at_the_training_set_size():
-    train, train_labels = clustered(3)
-    val, val_labels = clustered(2, seed=1)
-    assert knn_top1(train, train_labels, val, val_labels, [200], 0.07)[200] == 100.0
 
 
 def test_linear_probe_learns_a_linearly_separable_problem_and_is_scale_invariant():

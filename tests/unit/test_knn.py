@@ -1,0 +1,23 @@
+"""Weighted kNN on features with known structure."""
+
+from __future__ import annotations
+
+import torch
+
+from siamcollapse.evaluation.knn import knn_top1
+from tests.helpers.clustered_features import clustered
+
+
+def test_knn_is_perfect_on_separated_clusters_and_chance_on_noise():
+    train, train_labels = clustered(50)
+    val, val_labels = clustered(20, seed=1)
+    assert knn_top1(train, train_labels, val, val_labels, [1, 20], 0.07) == {1: 100.0, 20: 100.0}
+    noise_labels = torch.randint(0, 4, (len(train),), generator=torch.Generator().manual_seed(3))
+    acc = knn_top1(train, noise_labels, val, val_labels, [20], 0.07)[20]
+    assert acc < 60
+
+
+def test_knn_caps_k_at_the_training_set_size():
+    train, train_labels = clustered(3)
+    val, val_labels = clustered(2, seed=1)
+    assert knn_top1(train, train_labels, val, val_labels, [200], 0.07)[200] == 100.0
