@@ -3,7 +3,6 @@ commands with the same outputs, reruns only invalidated stages, and shares a tre
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -102,9 +101,11 @@ def dvc_repro(project: Path) -> set[str]:
 
 def changed_stages(project: Path) -> set[str]:
     """Stages whose own dependencies or params changed, as `dvc status` reports them (what a
-    repro then runs is these and everything downstream of them)."""
-    status = json.loads(in_project(project, "dvc", "status", "--json", TEST_PIPELINE).stdout)
-    return {name.rpartition(":")[2] for name in status}
+    repro then runs is these and everything downstream of them); DVC's own API, in this process."""
+    from dvc.repo import Repo
+
+    with Repo(str(project)) as repo:
+        return {name.rpartition(":")[2] for name in repo.status(targets=[str(project / TEST_PIPELINE)])}
 
 
 def test_dvc_repro_runs_the_stages_of_a_target_from_an_empty_tree(project):

@@ -121,7 +121,6 @@ def test_dvc_reruns_only_invalidated_stages_of_a_snakemake_run_and_snakemake_agr
     edit_yaml(config, ("linear_probe.lr", 0.2))
     assert changed_stages(project) == {CHECK_STAGE, *[f"linear_probe-{run}" for run in runs]}
     config.write_text(original)
-    assert changed_stages(project) == set()
     edited = ["simsiam-resnet18-decaypred-100pct-s0", "simsiam-resnet18-decaypred-100pct-s1"]  # both seeds
     edit_yaml(config, ("runs.simsiam-resnet18-decaypred.pretrain.epochs", 1))
     assert changed_stages(project) == {CHECK_STAGE, *[f"pretrain-{run}" for run in edited]}
