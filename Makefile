@@ -32,12 +32,12 @@ test-fast: $(STAMP)
 
 install: $(STAMP)
 
-# One install step for both targets: the project, its test extras, every version pinned. No
-# byte-compiling of every installed file (torch alone has thousands): Python compiles what is
-# imported, once, on first use.
+# One install step for both targets: the project, its test extras, every version pinned. (pip
+# byte-compiles everything it installs: where PYTHONDONTWRITEBYTECODE is set, Python
+# would otherwise compile every imported module again in every process.)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-compile -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 clean:

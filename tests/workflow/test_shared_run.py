@@ -70,27 +70,22 @@ def test_snakemake_reruns_only_invalidated_stages(local_test_run, tmp_path):
     (project / "README.md").write_text((project / "README.md").read_text() + "\nAn unrelated note.\n")
     assert planned(project) == ({}, set())
 
-    # Each edit on its own plans exactly its jobs; one run then does both, and nothing else.
-    config, original = project / "configs/test.yaml", (project / "configs/test.yaml").read_text()
-    edit_yaml(config, ("linear_probe.lr", 0.2))
-    jobs, runs = planned(project)
-    probes = len(runs_of_test_config())
-    assert jobs == {"linear_probe": probes, "collect_tables": 1, "plot_figures": 1, "all": 1, "total": probes + 3}
-    config.write_text(original)
+    # One run's epochs: exactly its two seeds' chains (and the tables) are planned and rerun.
+    config = project / "configs/test.yaml"
     edit_yaml(config, ("runs.simsiam-resnet18-decaypred.pretrain.epochs", 1))
     jobs, runs = planned(project)
     edited = {"simsiam-resnet18-decaypred-100pct-s0", "simsiam-resnet18-decaypred-100pct-s1"}  # both seeds
     assert runs == edited
     assert jobs == {"pretrain": 2, "extract_features": 2, "linear_probe": 2, "knn": 2, "collect_tables": 1,
                     "plot_figures": 1, "all": 1, "total": 11}
-    edit_yaml(config, ("linear_probe.lr", 0.2))
     checkpoints = {run: project / f"results/test/runs/{run}/checkpoint.pt"
                    for run in ("simsiam-resnet18-50pct", *edited)}
     before = {run: path.stat().st_mtime_ns for run, path in checkpoints.items()}
     in_project(project, *run)
     assert checkpoints["simsiam-resnet18-50pct"].stat().st_mtime_ns == before["simsiam-resnet18-50pct"]
     assert all(checkpoints[run].stat().st_mtime_ns != before[run] for run in edited)
-    assert '"lr": 0.2' in (project / "results/test/runs/simsiam-resnet18-50pct/linear_probe.json").read_text()
+    for run_name in edited:  # retrained with the edited settings
+        assert yaml.safe_load((project / f"results/test/runs/{run_name}/config.yaml").read_text())["run"]["epochs"] == 1
     assert planned(project) == ({}, set())
 
     # The hybrid run and the rest of its single-pass run continue the epoch-1 state: redoing it
@@ -98,6 +93,17 @@ def test_snakemake_reruns_only_invalidated_stages(local_test_run, tmp_path):
     jobs, runs = planned(project, "--forcerun", "pretrain_segment")
     assert runs == {"simsiam-resnet18-singlepass-100pct", "simsiam-resnet18-hybrid-100pct"}
     assert jobs["pretrain_segment"] == 1 and jobs["pretrain"] == 2 and jobs["extract_features"] == 2
+
+    # linear_probe.lr: every probe (and the tables) is planned, nothing upstream; one probe, run,
+    # takes the new lr and leaves its checkpoint as it was (the others would do the same).
+    edit_yaml(config, ("linear_probe.lr", 0.2))
+    jobs, runs = planned(project)
+    probes = len(runs_of_test_config())
+    assert jobs == {"linear_probe": probes, "collect_tables": 1, "plot_figures": 1, "all": 1, "total": probes + 3}
+    probe = project / "results/test/runs/simsiam-resnet18-50pct/linear_probe.json"
+    in_project(project, "snakemake", "--cores", "1", "--configfile", "configs/test.yaml", probe.relative_to(project))
+    assert checkpoints["simsiam-resnet18-50pct"].stat().st_mtime_ns == before["simsiam-resnet18-50pct"]
+    assert '"lr": 0.2' in probe.read_text()
 
 
 def test_dvc_reruns_only_invalidated_stages_of_a_snakemake_run_and_snakemake_agrees(local_test_run, tmp_path):
