@@ -101,7 +101,7 @@ def test_snakemake_reruns_only_invalidated_stages(local_test_run, tmp_path):
     probes = len(runs_of_test_config())
     assert jobs == {"linear_probe": probes, "collect_tables": 1, "plot_figures": 1, "all": 1, "total": probes + 3}
     probe = project / "results/test/runs/simsiam-resnet18-50pct/linear_probe.json"
-    in_project(project, "snakemake", "--cores", "1", "--configfile", "configs/test.yaml", probe.relative_to(project))
+    in_project(project, "snakemake", probe.relative_to(project), "--cores", "1", "--configfile", "configs/test.yaml")
     assert checkpoints["simsiam-resnet18-50pct"].stat().st_mtime_ns == before["simsiam-resnet18-50pct"]
     assert '"lr": 0.2' in probe.read_text()
 
