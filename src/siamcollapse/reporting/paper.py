@@ -39,6 +39,7 @@ from siamcollapse import io
 from siamcollapse.layout import RUN_TABLE_FILES
 from siamcollapse.names import DISTILL, RANDOM_INIT, RAW_PIXELS
 from siamcollapse.reporting.tables import (
+    FLOOR_METHODS,
     MISSING,
     N_SEEDS,
     SD_SUFFIX,
@@ -138,7 +139,7 @@ def training_label(record: Mapping[str, Any]) -> str:
     'SimSiam hybrid (K=5)', 'distilled from SimSiam', 'random init'.
     """
     method = record["method"]
-    if method in (RANDOM_INIT, RAW_PIXELS):
+    if method in FLOOR_METHODS:
         return method_name(method)
     if method == DISTILL:
         teacher = _get(record, "teacher_method")
@@ -160,7 +161,7 @@ def training_sort_key(record: Mapping[str, Any]) -> tuple:
     warmup = _get(record, "warmup_epochs")
     switch = _get(record, "switch_epoch")
     return (
-        method in (DISTILL, RANDOM_INIT, RAW_PIXELS),
+        method == DISTILL or method in FLOOR_METHODS,
         _order(record.get("strategy"), STRATEGY_NAMES),
         _order(method, METHOD_NAMES),
         0.0 if warmup is None else float(warmup),
