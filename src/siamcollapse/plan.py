@@ -348,8 +348,8 @@ def subset_file(config: dict[str, Any], fraction: float) -> Path:
 STAGE_CONFIG_KEYS: dict[str, list[str]] = {
     "prepare_data": ["embedded"],
     "make_subset": ["dataset.source", "subsets"],
-    "extract_features": ["dataset", "evaluation"],
-    "extract_raw_pixels": ["dataset", "evaluation", "raw_pixels.max_side"],
+    "extract_features": ["dataset", "evaluation", "augment"],  # augment: an untrained floor's LiDAR views
+    "extract_raw_pixels": ["dataset", "evaluation", "augment", "raw_pixels.max_side"],
     "linear_probe": ["linear_probe"],
     "augmented_probe": ["dataset", "evaluation", "linear_probe"],
     "knn": ["knn"],

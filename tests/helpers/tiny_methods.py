@@ -13,7 +13,7 @@ SETTINGS = {
     "byol": {"proj_hidden_dim": 32, "proj_dim": 16, "pred_dim": 32, "ema_momentum": 0.9},
     "nnsiam": {"proj_dim": 16, "pred_dim": 8, "fix_pred_lr": True, "queue_size": 64},
     "distill": {"stats_momentum": 0.5},
-    "simsiam": {"proj_dim": 16, "pred_dim": 8, "fix_pred_lr": True},
+    "simsiam": {"proj_dim": 16, "pred_dim": 8, "fix_pred_lr": True, "stop_gradient": True},
 }
 MOMENTUM_METHODS = ["mocov3", "byol"]
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from siamcollapse.metrics import SPECTRUM_METRICS
+
 from .test_stages import SIAMCOLLAPSE, SIMSIAM_AND_MOCOV3, pretrain_args, run_cli, whole_subset_experiment
 
 OVERRIDES = {
@@ -23,9 +25,13 @@ def experiment(tiny_dataset: Path, tmp_path_factory) -> tuple[Path, Path, Path]:
     return whole_subset_experiment(tiny_dataset, tmp_path_factory.mktemp("multiprocess"), OVERRIDES)
 
 
-def losses(run_dir: Path) -> list[float]:
+def logged(run_dir: Path, column: str) -> list[float]:
     with open(run_dir / "train_log.csv") as handle:
-        return [float(row["loss"]) for row in csv.DictReader(handle)]
+        return [float(row[column]) for row in csv.DictReader(handle)]
+
+
+def losses(run_dir: Path) -> list[float]:
+    return logged(run_dir, "loss")
 
 
 def checkpoint(run_dir: Path) -> dict:
@@ -46,6 +52,9 @@ def test_two_processes_train_the_weights_one_process_trains(experiment, tiny_dat
     one, two = out / f"{run}-1proc", out / f"{run}-2proc"
     assert len(losses(one)) == 2 and losses(one)[0] != losses(one)[1]  # it trained
     assert losses(two) == pytest.approx(losses(one), rel=1e-4, abs=1e-5)
+    for metric in SPECTRUM_METRICS:  # tracked every epoch, by every process on the same sample
+        assert len(logged(one, metric)) == 2
+        assert logged(two, metric) == pytest.approx(logged(one, metric), rel=1e-3), metric
     one_state, two_state = checkpoint(one)["backbone"], checkpoint(two)["backbone"]
     assert one_state.keys() == two_state.keys()
     for name, value in one_state.items():  # batch-norm running statistics included

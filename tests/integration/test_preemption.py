@@ -14,6 +14,7 @@ import torch
 
 from siamcollapse.errors import TrainingInterrupted
 from siamcollapse.layout import RunDir
+from siamcollapse.metrics import SPECTRUM_METRICS
 
 from .test_stages import SIAMCOLLAPSE, SIMSIAM_AND_MOCOV3, pretrain_args, run_cli, whole_subset_experiment
 
@@ -63,7 +64,8 @@ def assert_same_training(resumed: Path, straight: Path) -> None:
     b = torch.load(straight / "checkpoint.pt", weights_only=False)["backbone"]
     for name, value in b.items():
         torch.testing.assert_close(a[name], value, rtol=0, atol=1e-6, msg=name)
-    same = ["epoch", "steps", "loss", "lr", "z_std"]  # not the timings
+    same = ["epoch", "steps", "loss", "lr", "z_std", *SPECTRUM_METRICS]  # not the timings
+    assert all(row["rankme"] for row in log_rows(straight))  # tracked on every epoch
     assert [[row[k] for k in same] for row in log_rows(resumed)] == [[row[k] for k in same] for row in log_rows(straight)]
     assert not RunDir(resumed).resume.exists()
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from siamcollapse import cli, plan
+from siamcollapse import cli, metrics, plan
 from siamcollapse.config import deep_merge, load_experiment
 from siamcollapse.layout import FIGURE_NAMES, RunDir
 from siamcollapse.spectrum_csv import read_spectrum
@@ -83,7 +83,8 @@ def pretrain_args(config: Path, run: str, data_root: Path, subset: Path | None, 
 
 
 def extract_args(config: Path, checkpoint: Path, data_root: Path, out: Path) -> list[str | Path]:
-    return ["extract-features", "--config", config, "--checkpoint", checkpoint, "--data-root", data_root,
+    return ["extract-features", "--config", config, "--checkpoint", checkpoint,
+            "--run-settings", RunDir(checkpoint.parent).settings, "--data-root", data_root,
             "--features-dir", out / "features", "--spectrum", out / "spectrum.csv", "--summary", out / "spectrum.json"]
 
 
@@ -159,20 +160,35 @@ def test_prepare_data_generates_what_the_config_asks_for(tmp_path: Path, tiny_da
     assert len(list((tmp_path / "data" / "train").glob("*/*.png"))) == 4
 
 
-def test_extract_writes_features_and_a_spectrum_that_matches_them(pipeline: Pipeline):
+def _exact_spectrum(features: np.ndarray) -> np.ndarray:
+    x = features.astype(np.float64)
+    exact = np.linalg.svd(x - x.mean(0), compute_uv=False)
+    return np.pad(exact, (0, x.shape[1] - len(exact)))  # N < d: the remaining values are zero
+
+
+def test_extract_writes_features_and_spectra_that_match_them(pipeline: Pipeline):
     run_dir = pipeline.run_dir
     train = np.load(run_dir / "features" / "train.npy")
     labels = np.load(run_dir / "features" / "train_labels.npy")
     assert train.shape == (30, 64) and labels.tolist() == sorted(labels.tolist())
     header = (run_dir / "spectrum.csv").read_text().splitlines()[0].split(",")
     assert header == ["index", "singular_value", "normalized_singular_value", "log10_normalized_singular_value",
-                      "cumulative_explained_variance"]
-    streamed = read_spectrum(run_dir / "spectrum.csv")
-    exact = np.linalg.svd(train.astype(np.float64) - train.astype(np.float64).mean(0), compute_uv=False)
-    exact = np.pad(exact, (0, train.shape[1] - len(exact)))  # N < d: the remaining values are zero
-    assert np.max(np.abs(streamed - exact)) <= 1e-6 * exact[0]
+                      "cumulative_explained_variance", "singular_value_train_l2", "singular_value_val_raw",
+                      "singular_value_val_l2"]
     summary = read_json(run_dir / "spectrum.json")
-    assert 0.5 < summary["auc"] <= 1.0 and summary["dims"] == 64
+    for split in ("train", "val"):
+        features = np.load(run_dir / "features" / f"{split}.npy")
+        unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+        for kind, matrix in (("raw", features), ("l2", unit)):
+            variant = f"{split}_{kind}"
+            streamed, exact = read_spectrum(run_dir / "spectrum.csv", variant), _exact_spectrum(matrix)
+            assert np.max(np.abs(streamed - exact)) <= 1e-6 * exact[0], variant
+            assert summary["variants"][variant]["rankme"] == pytest.approx(metrics.rankme(exact), rel=1e-6)
+    assert summary["variants"]["train_raw"] == {k: summary[k] for k in summary["variants"]["train_raw"]}  # the headline
+    assert 0.5 < summary["auc"] <= 1.0 and summary["dims"] == 64 and (summary["split"], summary["features"]) == ("train", "raw")
+    # LiDAR: the fixed sample (the whole 30-image training set here) under the configured views
+    assert (summary["lidar_images"], summary["lidar_views"]) == (30, 8)
+    assert 1 <= summary["lidar"] <= 64 and 1 <= summary["lidar_l2"] <= 64
 
 
 def test_probe_and_knn_report_accuracies_with_the_configured_settings(pipeline: Pipeline):

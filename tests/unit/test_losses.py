@@ -30,6 +30,14 @@ def test_simsiam_loss_stops_the_gradient_through_the_targets():
     assert z1.grad is None and z2.grad is None
 
 
+def test_without_stop_gradient_the_targets_get_a_gradient_and_the_value_is_unchanged():
+    p1, p2, z1, z2 = (torch.randn(8, 4, requires_grad=True) for _ in range(4))
+    loss = simsiam_loss(p1, p2, z1, z2, stop_gradient=False)
+    assert float(loss) == pytest.approx(float(simsiam_loss(p1, p2, z1, z2)))
+    loss.backward()
+    assert z1.grad is not None and z2.grad is not None and z1.grad.abs().sum() > 0
+
+
 def test_simsiam_loss_is_symmetric():
     p1, p2, z1, z2 = (torch.randn(8, 4) for _ in range(4))
     assert simsiam_loss(p1, p2, z1, z2) == pytest.approx(float(simsiam_loss(p2, p1, z2, z1)))

@@ -411,7 +411,7 @@ def test_collectives_are_identities_in_one_process():
     assert torch.equal(all_reduce_mean(x), x)
 
 
-SIMSIAM_STEP_SETTINGS = {"proj_dim": 64, "pred_dim": 16, "fix_pred_lr": True}
+SIMSIAM_STEP_SETTINGS = {"proj_dim": 64, "pred_dim": 16, "fix_pred_lr": True, "stop_gradient": True}
 
 
 def test_simsiam_step_reduces_loss_and_predictor_group_keeps_fixed_lr():

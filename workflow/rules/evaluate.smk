@@ -7,6 +7,7 @@
 rule extract_features:
     input:
         checkpoint=RUN.checkpoint,
+        settings=RUN.settings,
         data=DATA_ROOT,
         code=code_of("extract_features"),
     output:
@@ -25,7 +26,8 @@ rule extract_features:
         settings=settings_of("extract_features"),
         features_dir=lambda w: plan.run_dir(config, w.run).features.path,
     shell:
-        "siamcollapse extract-features {params.config} --checkpoint {input.checkpoint} --data-root {input.data}"
+        "siamcollapse extract-features {params.config} --checkpoint {input.checkpoint} --run-settings {input.settings}"
+        " --data-root {input.data}"
         " --features-dir {params.features_dir} --spectrum {output.spectrum} --summary {output.metrics} --log {log}"
 
 

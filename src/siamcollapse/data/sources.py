@@ -125,6 +125,23 @@ def resize_center_crop(image: Image.Image, size: int) -> Image.Image:
     return image.crop((left, top, left + size, top + size))
 
 
+def train_resize_side(image_size: int) -> int:
+    """The shorter side of a streamed training image before its random crops: 8/7 of the input
+    size, rounded down (256 for 224, as ImageNet's evaluation resize)."""
+    return image_size * 8 // 7
+
+
+def shorter_side_resize(size: int) -> Callable[[Image.Image], Image.Image]:
+    """Resize so the shorter side is ``size`` (bilinear), keeping the whole image: training crops
+    are taken from all of it, not from a centre crop."""
+
+    def resize(image: Image.Image) -> Image.Image:
+        scale = size / min(image.size)
+        return image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
+
+    return resize
+
+
 def _open_rgb(path: Path) -> Image.Image:
     """Decode one file to RGB; an unreadable file is a user error naming the file."""
     try:
@@ -362,3 +379,19 @@ def count_split(source: str, root: Path, split: str) -> int:
 def class_names(source: str, root: Path, split: str) -> list[str]:
     """Class names of a split, index = label (no decoding)."""
     return scan_labels(source, root, split)[1]
+
+
+def load_sample(data: dict[str, Any], root: Path, split: str, indices: np.ndarray,
+                for_training: bool = False) -> torch.Tensor | list[torch.Tensor]:
+    """The uint8 images at ``indices`` of a split, as pretraining or evaluation sees them.
+
+    In-memory datasets give one [n,3,S,S] tensor (decoded at ``image_size`` as every stage
+    does). Streamed ones are decoded image by image: at the evaluation transform (one tensor),
+    or ``for_training`` at the training resize (a list: sizes differ, crops come later).
+    """
+    if data["in_memory"]:
+        return load_split(data["source"], root, split, data["image_size"], progress=False).images[torch.as_tensor(indices)]
+    transform = shorter_side_resize(train_resize_side(data["image_size"])) if for_training else None
+    stream = ImageFolderStream(root, split, data["image_size"], transform=transform)
+    images = [stream[int(i)][0] for i in indices]
+    return images if for_training else torch.stack(images)

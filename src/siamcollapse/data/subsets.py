@@ -33,6 +33,12 @@ def nested_order(labels: np.ndarray, seed: int, stratified: bool) -> np.ndarray:
     return np.lexsort((tie_break, keys))
 
 
+def fixed_sample(total: int, size: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of ``min(size, total)`` items drawn without replacement with ``seed``: the
+    same images for every run, whatever its own seed (the label-free metrics' sample)."""
+    return np.sort(np.random.default_rng(seed).permutation(total)[: min(size, total)])
+
+
 def subset_size(fraction: float, num_train: int) -> int:
     if not 0 < fraction <= 1:
         raise UserInputError(f"subset fraction must be in (0, 1], got {fraction}")

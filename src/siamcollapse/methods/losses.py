@@ -6,14 +6,19 @@ import torch
 import torch.nn.functional as F
 
 
-def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+def negative_cosine(p: torch.Tensor, z: torch.Tensor, stop_gradient: bool = True) -> torch.Tensor:
     """-cos(p, stopgrad(z)) averaged over the batch; -1 when p and z point the same way."""
-    return -F.cosine_similarity(p, z.detach(), dim=-1).mean()
+    return -F.cosine_similarity(p, z.detach() if stop_gradient else z, dim=-1).mean()
 
 
-def simsiam_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-    """SimSiam's symmetrised loss -(cos(p1, sg(z2)) + cos(p2, sg(z1))) / 2, in [-1, 1]."""
-    return (negative_cosine(p1, z2) + negative_cosine(p2, z1)) / 2
+def simsiam_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor,
+                 stop_gradient: bool = True) -> torch.Tensor:
+    """SimSiam's symmetrised loss -(cos(p1, sg(z2)) + cos(p2, sg(z1))) / 2, in [-1, 1].
+
+    ``stop_gradient=False`` lets the gradient through the targets too: the SimSiam paper's
+    ablation, which collapses to a constant output within a few epochs.
+    """
+    return (negative_cosine(p1, z2, stop_gradient) + negative_cosine(p2, z1, stop_gradient)) / 2
 
 
 def normalized_std(z: torch.Tensor) -> torch.Tensor:

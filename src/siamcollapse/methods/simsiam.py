@@ -20,6 +20,8 @@ class SimSiam(Method):
         self.projector = projector(backbone.feature_dim, settings["proj_dim"])
         self.predictor = predictor(settings["proj_dim"], settings["pred_dim"])
         self.fix_pred_lr = settings["fix_pred_lr"]
+        # NNSiam (a subclass) has no such key: its targets are queued neighbours, never differentiated
+        self.stop_gradient = settings.get("stop_gradient", True)
 
     def forward(self, view1: torch.Tensor, view2: torch.Tensor) -> StepOutput:
         # One pass over both views: BN statistics are per view in the reference code, so keep
@@ -27,7 +29,7 @@ class SimSiam(Method):
         z1 = self.projector(self.backbone(view1))
         z2 = self.projector(self.backbone(view2))
         p1, p2 = self.predictor(z1), self.predictor(z2)
-        return StepOutput(loss=simsiam_loss(p1, p2, z1, z2), projections=z1)
+        return StepOutput(loss=simsiam_loss(p1, p2, z1, z2, self.stop_gradient), projections=z1)
 
     def param_groups(self) -> list[dict[str, Any]]:
         encoder = [p for m in (self.backbone, self.projector) for p in m.parameters() if p.requires_grad]

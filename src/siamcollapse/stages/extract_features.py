@@ -1,4 +1,5 @@
-"""Backbone features of train and val, and the train spectrum with its collapse metrics."""
+"""Backbone features of train and val, their spectra (raw and L2-normalised) with the label-free
+collapse metrics, and LiDAR on augmented views of training images."""
 
 from __future__ import annotations
 
@@ -6,11 +7,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..evaluation.features import extract
-from ..io import write_json
-from ..metrics import spectrum_summary
+import yaml
+
+from ..evaluation.features import LidarSettings, extract, write_spectrum_outputs
 from ..names import BACKBONE_SOURCE
-from ..spectrum_csv import write_spectrum
 from ..training.checkpoint import load_backbone
 
 RESOURCES = "extract"
@@ -18,20 +18,22 @@ RESOURCES = "extract"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--run-settings", type=Path, required=True,
+                        help="the run's resolved settings (config.yaml): LiDAR's views use its augmentation")
     parser.add_argument("--data-root", type=Path, required=True)
     parser.add_argument("--features-dir", type=Path, required=True)
     parser.add_argument("--spectrum", type=Path, required=True, help="CSV of singular values and their curves")
-    parser.add_argument("--summary", type=Path, required=True, help="JSON of spectrum metrics (AUC)")
+    parser.add_argument("--summary", type=Path, required=True, help="JSON of spectrum metrics (AUC, RankMe, ...)")
 
 
 def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     backbone, meta = load_backbone(args.checkpoint)
     dataset, evaluation = config["dataset"], config["evaluation"]
     data = {k: dataset[k] for k in ("source", "image_size", "in_memory")}
-    singular_values = extract(backbone, meta["fingerprint"], data, args.data_root, args.features_dir,
-                              evaluation["batch_size"], evaluation["num_workers"], BACKBONE_SOURCE)
-    write_spectrum(args.spectrum, singular_values)
-    summary = {**spectrum_summary(singular_values), "split": "train"}
-    write_json(args.summary, summary)
-    print(f"train spectrum: AUC {summary['auc']:.4f}, effective rank {summary['effective_rank']:.1f} "
-          f"of {summary['dims']} dimensions")
+    # A trained run's views are its own training augmentation; an untrained floor has none of
+    # its own and takes the experiment's.
+    augment = yaml.safe_load(args.run_settings.read_text()).get("augment") or config["augment"]
+    spectra, lidar = extract(backbone, meta["fingerprint"], data, args.data_root, args.features_dir,
+                             evaluation["batch_size"], evaluation["num_workers"], BACKBONE_SOURCE,
+                             LidarSettings.from_config(evaluation, augment))
+    write_spectrum_outputs(args.spectrum, args.summary, spectra, lidar)

@@ -16,12 +16,10 @@ from typing import Any
 import yaml
 
 from .. import plan
-from ..evaluation.features import RawPixels, extract
+from ..evaluation.features import LidarSettings, RawPixels, extract, write_spectrum_outputs
 from ..fingerprint import state_fingerprint
 from ..io import write_json, write_text
-from ..metrics import spectrum_summary
 from ..names import RAW_PIXELS_SOURCE
-from ..spectrum_csv import write_spectrum
 
 RESOURCES = "extract"
 PLANS_RUNS = True  # finds the floor's run through the plan: sees the whole config
@@ -31,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", type=Path, required=True)
     parser.add_argument("--features-dir", type=Path, required=True)
     parser.add_argument("--spectrum", type=Path, required=True, help="CSV of singular values and their curves")
-    parser.add_argument("--summary", type=Path, required=True, help="JSON of spectrum metrics (AUC)")
+    parser.add_argument("--summary", type=Path, required=True, help="JSON of spectrum metrics (AUC, RankMe, ...)")
     parser.add_argument("--info", type=Path, required=True, help="the run record (run.json)")
     parser.add_argument("--settings", type=Path, required=True, help="the resolved settings it ran with (config.yaml)")
 
@@ -41,14 +39,12 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     dataset, evaluation = config["dataset"], config["evaluation"]
     pixels = RawPixels(dataset["image_size"], config["raw_pixels"]["max_side"])
     data = {k: dataset[k] for k in ("source", "image_size", "in_memory")}
-    singular_values = extract(pixels, state_fingerprint(pixels), data, args.data_root, args.features_dir,
-                              evaluation["batch_size"], evaluation["num_workers"], RAW_PIXELS_SOURCE)
-    write_spectrum(args.spectrum, singular_values)
-    summary = {**spectrum_summary(singular_values), "split": "train"}
-    write_json(args.summary, summary)
+    spectra, lidar = extract(pixels, state_fingerprint(pixels), data, args.data_root, args.features_dir,
+                             evaluation["batch_size"], evaluation["num_workers"], RAW_PIXELS_SOURCE,
+                             LidarSettings.from_config(evaluation, config["augment"]))
+    summary = write_spectrum_outputs(args.spectrum, args.summary, spectra, lidar)
     info = {**run.info(), "pixels_side": pixels.side}
     settings = {"run": info, "data": data, "evaluation": evaluation, "raw_pixels": config["raw_pixels"]}
     write_text(args.settings, yaml.safe_dump(settings, sort_keys=False))
     write_json(args.info, info)
-    print(f"raw pixels ({pixels.side}x{pixels.side}): train spectrum AUC {summary['auc']:.4f}, "
-          f"effective rank {summary['effective_rank']:.1f} of {summary['dims']} dimensions")
+    print(f"raw pixels ({pixels.side}x{pixels.side}): {summary['dims']} features")

@@ -24,14 +24,23 @@ import yaml
 
 from ..data.augment import BatchAugment, BatchShare
 from ..data.loaders import InMemoryPairs, StreamingPairs, augment_config
-from ..data.sources import ImageFolderStream, load_split, scan_labels
-from ..data.subsets import read_subset
+from ..data.sources import (
+    ImageFolderStream,
+    load_sample,
+    load_split,
+    scan_labels,
+    shorter_side_resize,
+    train_resize_side,
+)
+from ..data.subsets import fixed_sample, read_subset
 from ..distributed import sync_batch_norm
 from ..errors import TrainingInterrupted, UserInputError
+from ..evaluation.collapse_monitor import CollapseMonitor
 from ..io import save_torch, write_json, write_text
 from ..layout import RunDir
 from ..methods import build_method
 from ..methods.losses import normalized_std
+from ..metrics import SPECTRUM_METRICS
 from ..models.backbones import backbone_from_config
 from ..names import RANDOM_INIT
 from ..optim.optimizers import build_optimizer
@@ -47,7 +56,9 @@ from .checkpoint import (
 from .preemption import StopSignal
 from .strategies import epoch_batches, shard, step_seeds, steps_per_epoch
 
-LOG_COLUMNS = ["epoch", "steps", "loss", "lr", "images_per_s", "z_std", "z_std_healthy", "elapsed_s"]
+# Per epoch; the spectrum metrics (and track_s, the seconds spent measuring them) only on tracked epochs.
+LOG_COLUMNS = ["epoch", "steps", "loss", "lr", "images_per_s", "z_std", "z_std_healthy", "elapsed_s",
+               *SPECTRUM_METRICS, "track_s"]
 
 def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
     buffer = io.StringIO()
@@ -75,20 +86,9 @@ def _pair_source(settings: dict[str, Any], data_root: Path, device: torch.device
     if data["in_memory"]:
         train = load_split(data["source"], data_root, "train", data["image_size"])
         return InMemoryPairs(train.images, augment, device, share)
-    # Random crops are taken from the whole image, resized so its shorter side is 8/7 of the input
-    # size (256 for 224, as ImageNet's evaluation resize), not from a centre crop.
-    stream = ImageFolderStream(data_root, "train", data["image_size"], transform=_shorter_side(data["image_size"] * 8 // 7))
+    stream = ImageFolderStream(data_root, "train", data["image_size"],
+                               transform=shorter_side_resize(train_resize_side(data["image_size"])))
     return StreamingPairs(stream, augment, device, settings["pretrain"]["num_workers"], share)
-
-
-def _shorter_side(size: int):
-    from PIL import Image
-
-    def resize(image: Image.Image) -> Image.Image:
-        scale = size / min(image.size)
-        return image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
-
-    return resize
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,7 @@ def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None
     num_train = len(scan_labels(settings["data"]["source"], data_root, "train")[0])
     indices = torch.from_numpy(read_subset(subset_path, num_train))
     pairs = _pair_source(settings, data_root, device, BatchShare(accelerator.process_index, accelerator.num_processes))
+    monitor = _collapse_monitor(settings, data_root, num_train, device, pairs)
     context = {"teacher": load_backbone(teacher_path)[0]} if teacher_path else {}
     model = sync_batch_norm(build_method(hp["method"], backbone, hp, **context), device)
     if device.type == "cuda":
@@ -165,7 +166,8 @@ def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None
             _train_epoch(model, optimizer, pairs, indices, steps, progress, initial_lr, hp, accelerator, stop)
             if progress.step < steps:
                 _save_interrupted(accelerator, model, optimizer, rows, settings, files, progress)
-            rows.append(_epoch_row(progress, steps, initial_lr, hp, accelerator, started))
+            tracked = _track(monitor, accelerator.unwrap_model(model), epoch, hp)
+            rows.append({**_epoch_row(progress, steps, initial_lr, hp, accelerator, started), **tracked})
             progress = None
             if accelerator.is_main_process:
                 if segment.state_out is None:  # a segment's rows travel in its state, not in the run's log
@@ -186,6 +188,30 @@ def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None
     if accelerator.is_main_process:
         discard_resume_state(files.path)
     return files
+
+
+def _collapse_monitor(settings: dict[str, Any], data_root: Path, num_train: int, device: torch.device,
+                      pairs: InMemoryPairs | StreamingPairs) -> CollapseMonitor | None:
+    """The tracker of the collapse metrics during training (None when ``track_every`` is 0)."""
+    hp, data = settings["pretrain"], settings["data"]
+    if not hp["track_every"]:
+        return None
+    sample = fixed_sample(num_train, hp["track_images"])
+    # In-memory pairs already hold the decoded images (at the evaluation size); others are read.
+    images = pairs.images[torch.from_numpy(sample).to(pairs.images.device)] if isinstance(pairs, InMemoryPairs) \
+        else load_sample(data, data_root, "train", sample)
+    return CollapseMonitor(images, data["image_size"], device)
+
+
+def _track(monitor: CollapseMonitor | None, method, epoch: int, hp: dict[str, Any]) -> dict[str, float]:
+    """The collapse metrics of the backbone after 0-based ``epoch``, on epochs that are tracked
+    (every ``track_every``-th and the last); {} on the others."""
+    done = epoch + 1
+    if monitor is None or (done % hp["track_every"] and done != hp["epochs"]):
+        return {}
+    before = monitor.seconds
+    values = {name: float(f"{value:.6g}") for name, value in monitor.measure(method.backbone).items()}
+    return {**values, "track_s": round(monitor.seconds - before, 3)}
 
 
 def _training_state(method, optimizer, rows: list[dict[str, Any]], settings: dict[str, Any],
@@ -284,9 +310,11 @@ def _epoch_row(progress: EpochProgress, steps: int, initial_lr: float, hp, accel
 
 
 def _format_row(row: dict[str, Any], epochs: int) -> str:
+    tracked = (f"  AUC {row['auc']:.3f}  RankMe {row['rankme']:.1f}  alpha-ReQ {row['alpha_req']:.2f}  "
+               f"NESum {row['nesum']:.1f}") if "auc" in row else ""
     return (f"epoch {row['epoch']}/{epochs}  loss {row['loss']:+.4f}  lr {row['lr']:.4g}  "
-            f"{row['images_per_s']:.0f} images/s  z_std {row['z_std']:.4f} (healthy ~{row['z_std_healthy']:.4f})  "
-            f"{row['elapsed_s']:.0f}s")
+            f"{row['images_per_s']:.0f} images/s  z_std {row['z_std']:.4f} (healthy ~{row['z_std_healthy']:.4f})"
+            f"{tracked}  {row['elapsed_s']:.0f}s")
 
 
 def _finish(files: RunDir, backbone: torch.nn.Module, settings: dict[str, Any], epochs_trained: int,
