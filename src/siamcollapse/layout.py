@@ -9,7 +9,8 @@ files through it, so renaming a file is a one-line change here.
                                          config.yaml, resume.pt (only while interrupted),
                                          state-epoch<K>.pt, features/ (``FeatureDir``),
                                          spectrum.csv, spectrum.json, linear_probe.json, knn.json
-      tables/                            ``TABLE_FILES``: runs.csv, runs.md, the paper-shaped tables
+      tables/                            ``TABLE_FILES``: runs.csv, runs.md, the paper-shaped tables,
+                                         forecast.csv, forecast.md, metrics.csv
       figures/                           ``FIGURE_NAMES``
       logs/                              one log per job
 """
@@ -21,10 +22,12 @@ from pathlib import Path
 
 FEATURE_SPLITS = ("train", "val")
 # What the collect stage writes into tables/: the run table (one row per run; one row per setting,
-# mean ± sd over seeds), then the paper-shaped tables.
+# mean ± sd over seeds), the paper-shaped tables, the forecast of accuracy by the label-free
+# metrics (each .csv and .md), then every label-free metric of every spectrum in long format.
 RUN_TABLE_FILES = ("runs.csv", "runs.md")
-TABLE_NAMES = ("runs", "distillation", "training_methods", "strategies")
-TABLE_FILES = tuple(f"{name}.{ext}" for name in TABLE_NAMES for ext in ("csv", "md"))
+TABLE_NAMES = ("runs", "distillation", "training_methods", "strategies", "forecast")
+METRICS_TABLE_FILE = "metrics.csv"  # one row per (run, split, features, metric); no Markdown page
+TABLE_FILES = (*(f"{name}.{ext}" for name in TABLE_NAMES for ext in ("csv", "md")), METRICS_TABLE_FILE)
 assert TABLE_FILES[:2] == RUN_TABLE_FILES
 # What the plot stage writes into figures/, in the order it writes them.
 FIGURE_NAMES = (
@@ -35,6 +38,9 @@ FIGURE_NAMES = (
     "auc_vs_linear_top1.png",
     "spectra_by_method.png",
     "spectra_by_strategy.png",
+    "tracked_metrics.png",
+    "collapse_over_training.png",
+    "forecast.png",
 )
 
 

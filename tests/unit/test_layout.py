@@ -34,14 +34,21 @@ def test_the_run_directory_has_the_files_the_stages_write():
 def test_no_module_or_rule_file_but_layout_spells_a_file_name_of_the_output_tree():
     spelled = []
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        # plots keys its plot functions by figure name, checked at import against layout's
-        allowed = set(layout.FIGURE_NAMES) if path.name == "plots.py" else set()
+        # the figure modules key their plot functions by figure name, checked at import against layout's
+        allowed = set(layout.FIGURE_NAMES) if path.name in ("plots.py", "training_plots.py") else set()
         if path.name != "layout.py":
             spelled += [f"{path.name}: {name}" for name in (set(NAMES) - allowed) & python_literals(path)]
     for path in sorted((REPO / "workflow").rglob("*.smk")):
         text = path.read_text()
         spelled += [f"{path.name}: {name}" for name in NAMES if re.search(rf"[\"'/]{re.escape(name)}[\"']", text)]
     assert spelled == []
+
+
+def test_the_tables_are_the_run_table_the_paper_tables_the_forecast_and_the_long_metrics():
+    assert layout.TABLE_FILES[:2] == layout.RUN_TABLE_FILES and layout.TABLE_FILES[-1] == layout.METRICS_TABLE_FILE
+    assert "forecast.csv" in layout.TABLE_FILES and "forecast.md" in layout.TABLE_FILES
+    assert len(set(layout.TABLE_FILES)) == len(layout.TABLE_FILES) == 2 * len(layout.TABLE_NAMES) + 1
+    assert layout.FIGURE_NAMES[-3:] == ("tracked_metrics.png", "collapse_over_training.png", "forecast.png")
 
 
 def test_the_check_finds_a_spelled_name(tmp_path):

@@ -16,12 +16,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from siamcollapse import cli
+from siamcollapse import cli, io
 from siamcollapse.layout import FIGURE_NAMES, TABLE_FILES
 from siamcollapse.reporting import paper
 from siamcollapse.reporting.paper import PAPER_COLUMN, training_label
-from siamcollapse.reporting.tables import build_run_table
+from siamcollapse.reporting.tables import METRICS_TABLE_COLUMNS, build_run_table
 from siamcollapse.spectrum_csv import write_spectrum
+from tests.helpers import collapse_runs
+from tests.helpers.figures import Capture
 
 NAN = float("nan")
 
@@ -392,20 +394,31 @@ def test_empty_tables_are_written_with_a_note(tmp_path: Path) -> None:
         assert pd.read_csv(tmp_path / f"{name}.csv").empty
     runs_md = (tmp_path / "runs.md").read_text().splitlines()
     assert runs_md[-1] == paper.index_line() and "distillation.md" in runs_md[-1]
+    assert "forecast.md" in runs_md[-1] and "metrics.csv" in runs_md[-1]
+    assert "Only 1 trained runs" in (tmp_path / "forecast.md").read_text()  # one run: nothing to correlate
+    assert pd.read_csv(tmp_path / "forecast.csv").empty
+    metrics = pd.read_csv(tmp_path / "metrics.csv")  # no spectrum summaries given: the header only
+    assert metrics.empty and list(metrics.columns) == METRICS_TABLE_COLUMNS
 
 
 # --------------------------------------------------------------------------- the stages, end to end
 
 
-def _write_run_dir(root: Path, record: dict[str, Any], seed: int) -> Path:
-    """A run directory as the pipeline leaves it: run.json, the metric files and the spectrum."""
+def _write_run_dir(root: Path, record: dict[str, Any], seed: int, new_style: bool = False) -> Path:
+    """A run directory as the pipeline leaves it: run.json, the metric files and the spectrum; a
+    ``new_style`` one with every label-free metric and its variants, and a train log with tracked metrics."""
     run_dir = root / record["run"]
     run_dir.mkdir(parents=True)
     info = {k: v for k, v in record.items() if k not in ("auc", "linear_top1", "knn_top1")}
     info = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in info.items()}
     (run_dir / "run.json").write_text(json.dumps(info))
     spectrum = np.geomspace(10.0, 10.0 ** -(seed % 5), 32)
-    (run_dir / "spectrum.json").write_text(json.dumps({"auc": record["auc"], "effective_rank": 7.5}))
+    if new_style:
+        values = collapse_runs.metrics_of(record["linear_top1"])
+        (run_dir / "spectrum.json").write_text(json.dumps(collapse_runs.spectrum_summary(values)))
+        collapse_runs.write_train_log(run_dir / "train_log.csv", collapse_runs.train_log(values))
+    else:
+        (run_dir / "spectrum.json").write_text(json.dumps({"auc": record["auc"], "effective_rank": 7.5}))
     (run_dir / "linear_probe.json").write_text(json.dumps({"linear_top1": record["linear_top1"], "epochs": 3}))
     (run_dir / "knn.json").write_text(json.dumps({"knn_top1": record["knn_top1"], "knn_k": 20}))
     write_spectrum(run_dir / "spectrum.csv", spectrum)
@@ -418,11 +431,23 @@ def test_collect_and_plot_stages_end_to_end(tmp_path: Path, capsys: pytest.Captu
     old_style = {k: records[0][k] for k in ("run", "method", "arch", "dataset_fraction", "strategy",
                                             "auc", "linear_top1", "knn_top1")}
     old_style.update(run="old-run", linear_top1=11.1)  # a record from before the new keys existed
-    run_dirs = [_write_run_dir(tmp_path / "runs", r, i) for i, r in enumerate([*records, old_style])]
+    run_dirs = [_write_run_dir(tmp_path / "runs", r, i, new_style=True) for i, r in enumerate(records)]
+    run_dirs.append(_write_run_dir(tmp_path / "runs", old_style, len(records)))
     out = tmp_path / "tables"
     assert cli.main(["collect-tables", "--run-dirs", *map(str, run_dirs), "--out-dir", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(TABLE_FILES)
-    assert pd.read_csv(out / "runs.csv")["run"].nunique() == len(run_dirs)
+    runs = pd.read_csv(out / "runs.csv").set_index("run")
+    assert len(runs) == len(run_dirs)
+    assert runs.at["ss-r18", "rankme"] == collapse_runs.metrics_of(31.1)["rankme"]
+    assert runs.at["old-run", "effective_rank"] == 7.5 and runs.loc["old-run", ["rankme", "lidar"]].isna().all()
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert metrics.groupby("run").size().to_dict() == {**{r["run"]: 22 for r in records}, "old-run": 2}
+    assert set(metrics.loc[metrics["run"] == "old-run", "metric"]) == {"auc", "effective_rank"}
+    forecast = pd.read_csv(out / "forecast.csv")  # the five trained runs of resnet18, the one of resnet50
+    assert set(forecast["arch"]) == {"resnet18", "resnet50"}
+    pooled = forecast[(forecast["arch"] == "resnet18") & (forecast["probe"] == "linear_top1")
+                      & (forecast["group"] == "pooled")].set_index("metric")
+    assert pooled.at["auc", "n_runs"] == 6 and pooled.at["rankme", "n_runs"] == 5  # old-run: AUC only
     methods = pd.read_csv(out / "training_methods.csv").set_index("training")
     assert methods.at["SimSiam single-pass", "resnet18"] == 44.3
     assert (out / "runs.md").read_text().splitlines()[-1] == paper.index_line()
@@ -435,10 +460,16 @@ def test_collect_and_plot_stages_end_to_end(tmp_path: Path, capsys: pytest.Captu
     assert distillation.at["ss-r50", "resnet18 student"] == 57.6
 
     figures = tmp_path / "figures"
-    assert cli.main(["plot-figures", "--table", str(out / "runs.csv"), "--run-dirs", *map(str, run_dirs),
-                     "--out-dir", str(figures)]) == 0
+    capture = Capture()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(io, "save_figure", capture)
+        assert cli.main(["plot-figures", "--table", str(out / "runs.csv"), "--run-dirs", *map(str, run_dirs),
+                         "--out-dir", str(figures)]) == 0
     assert sorted(p.name for p in figures.iterdir()) == sorted(FIGURE_NAMES)
     assert all((figures / name).stat().st_size > 1000 for name in FIGURE_NAMES)
+    # the train logs were read: one line per trained run with tracked values (old-run has no log)
+    tracked = capture.figures["tracked_metrics.png"].axes[0].get_lines()
+    assert len([line for line in tracked if len(line.get_xdata()) == 3]) == 6  # six trained new-style runs
     capsys.readouterr()
 
 

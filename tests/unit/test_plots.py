@@ -14,7 +14,6 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.colors as mcolors
-import matplotlib.image as mimage
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -25,9 +24,9 @@ from siamcollapse.layout import FIGURE_NAMES
 from siamcollapse.reporting import plots
 from siamcollapse.reporting.tables import build_run_table
 from siamcollapse.spectrum_csv import read_spectrum
+from tests.helpers.figures import PNG_MAGIC, Capture, assert_valid_pngs
 from tests.helpers.reference_spectra import PERCENTS, reference_path
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Illustrative accuracies (not from the paper): only their presence matters to the plots.
 LINEAR_TOP1 = {1: 30.0, 5: 45.0, 10: 52.0, 20: 57.0, 50: 63.0, 100: 66.0}
 BASELINE = "random-init-r18"
@@ -81,28 +80,16 @@ def table(spectra: dict[str, np.ndarray]) -> pd.DataFrame:
     return build_run_table(records)
 
 
-class _Capture:
-    """Wraps io.save_figure: keeps each Figure (by file name) and still writes the file."""
-
-    def __init__(self) -> None:
-        self.figures: dict[str, Any] = {}
-        self._save = io.save_figure
-
-    def __call__(self, path: Any, fig: Any, **kwargs: Any) -> None:
-        self.figures[Path(path).name] = fig
-        self._save(path, fig, **kwargs)
-
-
 @pytest.fixture(scope="module")
 def made(
     table: pd.DataFrame, spectra: dict[str, np.ndarray], tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[list[Path], dict[str, Any]]:
-    """make_all_figures run once (it is the slow part), its figures captured."""
+    """make_spectrum_figures run once (it is the slow part), its figures captured."""
     out_dir = tmp_path_factory.mktemp("figures")
-    capture = _Capture()
+    capture = Capture()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(io, "save_figure", capture)
-        paths = plots.make_all_figures(table, spectra, out_dir)
+        paths = plots.make_spectrum_figures(table, spectra, out_dir)
     return paths, capture.figures
 
 
@@ -130,18 +117,12 @@ def test_reference_one_percent_spectrum_is_flattest(reference: dict[int, np.ndar
 # --------------------------------------------------------------------------- files
 
 
-def _assert_valid_pngs(paths: list[Path]) -> None:
-    for path in paths:
-        assert path.read_bytes()[:8] == PNG_MAGIC, path.name
-        height, width, channels = mimage.imread(path).shape
-        assert 400 <= width <= 4000 and 300 <= height <= 4000 and channels in (3, 4), path.name
-
-
-def test_make_all_figures_writes_the_seven_valid_pngs(made: tuple[list[Path], dict[str, Any]]) -> None:
+def test_make_spectrum_figures_writes_the_seven_valid_pngs(made: tuple[list[Path], dict[str, Any]]) -> None:
     paths, _ = made
-    assert [p.name for p in paths] == list(FIGURE_NAMES)  # what the workflow declares, in order
+    # what the workflow declares, in order; the training figures come after (test_training_plots.py)
+    assert [p.name for p in paths] == list(plots.SPECTRUM_FIGURE_NAMES) == list(FIGURE_NAMES[:7])
     assert len(set(paths)) == 7 and all(p.suffix == ".png" for p in paths)
-    _assert_valid_pngs(paths)
+    assert_valid_pngs(paths)
 
 
 def test_no_temp_files_and_no_open_figures(made: tuple[list[Path], dict[str, Any]]) -> None:
@@ -264,7 +245,7 @@ def test_auc_vs_accuracy_title_annotations_and_baseline(
 
 def test_auc_vs_accuracy_without_enough_points_has_no_correlation(table: pd.DataFrame, tmp_path: Path) -> None:
     small = table[table["run"].isin([_run(1), _run(100), BASELINE])]
-    capture = _Capture()
+    capture = Capture()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(io, "save_figure", capture)
         plots.plot_auc_vs_accuracy(small, tmp_path / "s.png")
@@ -296,7 +277,7 @@ def test_one_panel_per_group_each_with_its_arch_baseline(spectra: dict[str, np.n
     }
     values = list(spectra.values())
     panel_spectra = {run: values[i] for i, run in enumerate(runs)}
-    capture = _Capture()
+    capture = Capture()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(io, "save_figure", capture)
         plots.plot_cumulative_explained_variance(panel_spectra, runs, tmp_path / "p.png")
@@ -318,7 +299,7 @@ def test_spectra_without_labels_are_rejected(
     with pytest.raises(ValueError, match="unknown-run"):
         plots.plot_singular_values({"unknown-run": spectra[BASELINE]}, {}, tmp_path / "x.png")
     with pytest.raises(ValueError, match="unknown-run"):
-        plots.make_all_figures(table, {"unknown-run": spectra[BASELINE]}, tmp_path)
+        plots.make_spectrum_figures(table, {"unknown-run": spectra[BASELINE]}, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -362,10 +343,10 @@ def _matrix_table(spectra: dict[str, np.ndarray]) -> pd.DataFrame:
 
 
 def _make(table: pd.DataFrame, spectra: dict[str, np.ndarray], out_dir: Path) -> tuple[list[Path], dict[str, Any]]:
-    capture = _Capture()
+    capture = Capture()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(io, "save_figure", capture)
-        paths = plots.make_all_figures(table, spectra, out_dir)
+        paths = plots.make_spectrum_figures(table, spectra, out_dir)
     return paths, capture.figures
 
 
@@ -383,9 +364,9 @@ def _line_of(ax: Any, label_start: str) -> Any:
 
 def test_matrix_writes_every_figure(matrix: tuple) -> None:
     _, _, paths, figures = matrix
-    assert [p.name for p in paths] == list(FIGURE_NAMES)
-    _assert_valid_pngs(paths)
-    assert set(figures) == set(FIGURE_NAMES)
+    assert [p.name for p in paths] == list(plots.SPECTRUM_FIGURE_NAMES)
+    assert_valid_pngs(paths)
+    assert set(figures) == set(plots.SPECTRUM_FIGURE_NAMES)
     assert plt.get_fignums() == []
 
 
@@ -442,8 +423,8 @@ def test_a_table_with_a_single_run_makes_every_figure(fraction: float, tmp_path:
     spectrum = np.geomspace(5.0, 1e-3, 32)
     table = build_run_table([_record("only", "simsiam", fraction, spectrum, 40.0)])
     paths, figures = _make(table, {"only": spectrum}, tmp_path)
-    assert [p.name for p in paths] == list(FIGURE_NAMES)
-    _assert_valid_pngs(paths)
+    assert [p.name for p in paths] == list(plots.SPECTRUM_FIGURE_NAMES)
+    assert_valid_pngs(paths)
     ax = figures["spectra_by_method.png"].axes[0]
     if fraction == 1.0:
         assert [line.get_label() for line in ax.get_lines()] == [f"SimSiam IID (AUC {metrics.auc(spectrum):.3f})"]
@@ -471,7 +452,7 @@ def _with_seeds_and_floors(table: pd.DataFrame, spectra: dict[str, np.ndarray]) 
 def _seeded_figure_axes(plot, table, spectra, tmp_path: Path):
     """The axes ``plot`` draws for the seeded table with both floors (the figure is not written)."""
     seeded, _ = _with_seeds_and_floors(table, spectra)
-    capture = _Capture()
+    capture = Capture()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(io, "save_figure", capture)
         plot(seeded, tmp_path / "figure.png")
@@ -503,9 +484,9 @@ def test_accuracy_figure_shows_chance_and_both_floors(table, spectra, tmp_path: 
 
 def test_raw_pixel_spectrum_is_left_out_of_the_spectrum_figures(table, spectra, tmp_path: Path) -> None:
     seeded, seeded_spectra = _with_seeds_and_floors(table, spectra)
-    capture = _Capture()
+    capture = Capture()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(io, "save_figure", capture)
-        plots.make_all_figures(seeded, seeded_spectra, tmp_path)
+        plots.make_spectrum_figures(seeded, seeded_spectra, tmp_path)
     lengths = {len(line.get_xdata()) for line in capture.figures["singular_values.png"].axes[0].get_lines()}
     assert 50 not in lengths

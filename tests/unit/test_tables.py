@@ -21,6 +21,7 @@ from siamcollapse.reporting.tables import (
     write_run_table,
 )
 from siamcollapse.spectrum_csv import read_spectrum, write_spectrum
+from tests.helpers import collapse_runs
 
 
 def _record(run: str, fraction: float, auc: float, linear: float, **extra) -> dict:
@@ -40,11 +41,13 @@ def _record(run: str, fraction: float, auc: float, linear: float, **extra) -> di
 
 @pytest.fixture
 def records() -> list[dict]:
-    """Deliberately unsorted, with the baseline first and an extra column."""
+    """Deliberately unsorted, with the baseline first and an extra column; ss-1 has every label-free
+    metric, the others only the AUC and the effective rank (records from before the others)."""
     return [
-        _record("random-r18", 1.0, 0.93456, 12.04, effective_rank=20.0),
+        _record("random-r18", 1.0, 0.93456, 12.04, effective_rank=20.0, linear_epochs=3),
         _record("ss-100", 1.0, 0.85775, 66.26, effective_rank=165.6),
-        _record("ss-1", 0.01, 0.60976, 30.04, effective_rank=465.2),
+        _record("ss-1", 0.01, 0.60976, 30.04, effective_rank=465.2, rankme=465.23, alpha_req=0.8163, nesum=120.46,
+                lidar=88.04),
         _record("ss-10", 0.1, 0.84492, 52.0, effective_rank=186.5),
         _record("ss-half", 0.005, 0.55, 21.0, effective_rank=480.0),
     ]
@@ -60,7 +63,7 @@ def table(records: list[dict]) -> pd.DataFrame:
 
 def test_build_sorts_by_fraction_with_random_init_last(table: pd.DataFrame) -> None:
     assert table["run"].tolist() == ["ss-half", "ss-1", "ss-10", "ss-100", "random-r18"]
-    assert list(table.columns) == [*RUN_COLUMNS, *OPTIONAL_COLUMNS, "effective_rank"]
+    assert list(table.columns) == [*RUN_COLUMNS, *OPTIONAL_COLUMNS, *tables.LABEL_FREE_COLUMNS, "linear_epochs"]
     assert table.index.tolist() == list(range(5))
 
 
@@ -108,6 +111,15 @@ def test_records_without_the_newer_keys_read_as_null(records: list[dict]) -> Non
     assert pd.isna(row.at["ss-100", "teacher_method"])
 
 
+def test_records_without_the_label_free_metrics_read_as_nan(records: list[dict]) -> None:
+    row = build_run_table(records).set_index("run")
+    for column in ("rankme", "alpha_req", "nesum", "lidar"):
+        assert np.isnan(row.at["ss-100", column]) and row[column].dtype == float, column
+    assert row.at["ss-1", "rankme"] == 465.23 and row.at["ss-100", "effective_rank"] == 165.6
+    records[2]["lidar"] = None  # a summary with LiDAR undefined (JSON null)
+    assert np.isnan(build_run_table(records).set_index("run").at["ss-1", "lidar"])
+
+
 def test_runs_differing_only_in_warmup_or_switch_stay_apart_in_order(records: list[dict]) -> None:
     records.append({**_record("ss-100-wu", 1.0, 0.8, 60.0), "warmup_epochs": 10})
     records.append({**_record("ss-1-wu", 0.01, 0.6, 30.0), "warmup_epochs": 10})
@@ -150,12 +162,31 @@ def _row(markdown: str, run: str) -> list[str]:
 
 def test_markdown_numbers_formatted(table: pd.DataFrame) -> None:
     text = run_table_markdown(table)
-    # run, method, arch, strategy, data, n (seeds), AUC, eff. rank, linear, kNN
-    assert _row(text, "ss-1")[4:] == ["1%", "1", "0.610", "465.2", "30.0", "26.0"]
+    # run, method, arch, strategy, data, n (seeds), AUC, RankMe, α-ReQ, NESum, LiDAR, linear, kNN
+    assert _row(text, "ss-1")[4:] == ["1%", "1", "0.610", "465.2", "0.82", "120.5", "88.0", "30.0", "26.0"]
     assert _row(text, "ss-half")[4:7] == ["0.5%", "1", "0.550"]
-    assert _row(text, "ss-100")[4:] == ["100%", "1", "0.858", "165.6", "66.3", "62.3"]
+    # a record from before RankMe, α-ReQ, NESum and LiDAR: missing, not zero
+    assert _row(text, "ss-100")[4:] == ["100%", "1", "0.858", "—", "—", "—", "—", "66.3", "62.3"]
     assert _row(text, "random-r18")[4] == "—"  # untrained: no data fraction
     assert re.search(r"^\|---\|.*\|---:\|$", text, flags=re.MULTILINE)  # numbers right-aligned
+
+
+@pytest.mark.parametrize(("name", "reference", "direction"), [
+    ("AUC", "Li et al. 2022", "lower = less collapse"),
+    ("RankMe", "Garrido et al. 2023", "higher = less collapse"),
+    ("α-ReQ", "Agrawal et al. 2022", "lower = less collapse"),
+    ("NESum", "He & Ozay 2022", "higher = less collapse"),
+    ("LiDAR", "Thilak et al. 2024", "higher = less collapse"),
+])
+def test_markdown_names_cites_and_orients_every_label_free_metric(table: pd.DataFrame, name, reference,
+                                                                  direction) -> None:
+    text = run_table_markdown(table)
+    header = next(line for line in text.splitlines() if line.startswith("| run"))
+    assert f"| {name} |" in header and "eff. rank" not in header  # RankMe stands for it
+    note = next(line for line in text.splitlines() if line.startswith(f"- **{name}**:"))
+    assert reference in note and note.endswith(f"; {direction}.")
+    rankme = next(line for line in text.splitlines() if line.startswith("- **RankMe**:"))
+    assert "effective rank" in rankme and "eps" in rankme
 
 
 def test_markdown_escapes_pipes_and_shows_missing_values(records: list[dict]) -> None:
@@ -293,6 +324,16 @@ def test_seeds_of_a_setting_fold_into_mean_sd_and_n(records: list[dict]) -> None
     assert not any(line.startswith("| ss-100-s0 |") for line in text.splitlines())
 
 
+def test_seeds_average_the_label_free_metrics_too(records: list[dict]) -> None:
+    seeded = _seeded(records)
+    for record, rankme in zip((r for r in seeded if r["run"].startswith("ss-100-s")), (300.0, 310.0)):
+        record.update(rankme=rankme, nesum=float(rankme) / 10)
+    row = tables.summarise_seeds(build_run_table(seeded)).set_index("run").loc["ss-100"]
+    assert row["rankme"] == pytest.approx(305.0) and row["rankme_sd"] == pytest.approx(np.std([300, 310], ddof=1))
+    assert row["nesum"] == pytest.approx(30.5) and np.isnan(row["lidar"])  # no seed has one
+    assert "305.0 ± 7.1" in _row(run_table_markdown(build_run_table(seeded)), "ss-100")
+
+
 def test_a_students_teacher_is_its_teachers_seed_group(records: list[dict]) -> None:
     seeded = _seeded(records)
     seeded += [_record(f"st-s{s}", 1.0, 0.8, 40.0 + s, seed=s, seed_group="st", teacher=f"ss-100-s{s}") for s in (0, 1)]
@@ -323,3 +364,39 @@ def test_the_finding_gives_the_spread_of_the_best_setting_and_the_floor(records:
     assert "ss-100, 100% data, mean of 2 seeds" in line
     assert "62.0 ± 2.8 (n=2) % vs 18.0 ± 1.0 (n=3) %" in line and "seed noise" not in line
     assert "seed noise" in finding_line(build_run_table(records))  # single runs: say the gap may be noise
+
+
+# --------------------------------------------------------------------------- metrics table
+
+
+RUN_INFO = {"run": "ss-100-s1", "method": "simsiam", "arch": "resnet18", "seed": 1, "seed_group": "ss-100",
+            "dataset_fraction": 1.0}
+
+
+def test_metrics_rows_of_a_summary_with_variants() -> None:
+    values = collapse_runs.metrics_of(40.0)
+    summary = collapse_runs.spectrum_summary(values)
+    summary["variants"]["val_l2"]["alpha_req"] = None  # undefined there
+    frame = tables.metrics_table(tables.spectrum_metric_rows(RUN_INFO, summary))
+    assert list(frame.columns) == tables.METRICS_TABLE_COLUMNS
+    assert len(frame) == 4 * 5 + 2  # four spectra x five metrics, then LiDAR of the raw and l2 features
+    assert (frame[["run", "method", "arch", "seed", "seed_group"]] == ["ss-100-s1", "simsiam", "resnet18", 1,
+                                                                        "ss-100"]).all().all()
+    cell = frame.set_index(["split", "features", "metric"])["value"]
+    for variant, offset in collapse_runs.VARIANT_OFFSETS.items():
+        split, features = variant.split("_")
+        for metric in ("auc", "rankme", "nesum", "effective_rank"):
+            assert cell[(split, features, metric)] == pytest.approx(values[metric] + offset), (variant, metric)
+    assert np.isnan(cell[("val", "l2", "alpha_req")])  # null -> NaN, the row kept
+    assert cell[("val", "raw", "alpha_req")] == pytest.approx(values["alpha_req"] + 0.02)
+    assert cell[("train", "raw", "lidar")] == values["lidar"] and cell[("train", "l2", "lidar")] == values["lidar"] + 1
+    assert not frame["metric"].isin(["dims", "top_singular_value", "lidar_l2", "lidar_images"]).any()
+
+
+def test_metrics_rows_of_an_older_summary_are_its_headline() -> None:
+    old = {"auc": 0.7, "effective_rank": 80.0, "dims": 512, "top_singular_value": 3.0, "split": "train"}
+    frame = tables.metrics_table(tables.spectrum_metric_rows(RUN_INFO, old))
+    assert frame[["split", "features", "metric"]].values.tolist() == [["train", "raw", "auc"],
+                                                                      ["train", "raw", "effective_rank"]]
+    assert frame["value"].tolist() == [0.7, 80.0]
+    assert tables.metrics_table([]).columns.tolist() == tables.METRICS_TABLE_COLUMNS

@@ -1,5 +1,7 @@
-# Results: the run table and the paper-shaped tables (CSV + Markdown) and the figures, with
-# captions for the HTML report.
+# Results: the run table, the paper-shaped tables, the forecast of accuracy by the label-free
+# metrics (CSV + Markdown), the long table of every spectrum's metrics and the figures, with
+# captions for the HTML report. The figures of the metrics tracked during training read the train
+# log of every run that has one (every run but the raw-pixel floor).
 
 
 rule collect_tables:
@@ -12,7 +14,8 @@ rule collect_tables:
     output:
         csv=report(TREE.run_table, caption="../report/runs_table.rst", category="Tables"),
         markdown=TREE.run_summary,
-        paper_tables=[
+        # every table file but the run table's: the paper-shaped tables, the forecast, metrics.csv
+        tables=[
             (
                 report(TREE.tables / name, caption=f"../report/{name.split('.')[0]}_table.rst", category="Tables")
                 if name.endswith(".csv")
@@ -38,6 +41,7 @@ rule plot_figures:
     input:
         table=TREE.run_table,
         spectra=[d.spectrum for d in RUN_DIRS],
+        train_logs=[plan.run_dir(config, run).train_log for run in plan.backbone_runs(RUNS)],
         code=code_of("plot_figures"),
     output:
         [

@@ -20,7 +20,9 @@ columns of their own beside ours. They are matched by what a run *is* (method, s
 added lr warmup, architecture at the paper's width, the hybrid's switch point), never by its
 name, so renaming a run group cannot attach the wrong number; the page says which linear probe
 ours used (the published numbers are the paper's augmented LARS probe). ``training_label`` is
-the one place that names a run's training for tables and figures alike.
+the one place that names a run's training for tables and figures alike. ``write_result_tables``
+writes every table of ``layout.TABLE_FILES``: these, the run table, the forecast
+(``reporting.forecast``) and the long metrics table.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ from typing import Any
 import pandas as pd
 
 from siamcollapse import io
-from siamcollapse.layout import RUN_TABLE_FILES
+from siamcollapse.layout import METRICS_TABLE_FILE, RUN_TABLE_FILES
 from siamcollapse.names import DISTILL, RANDOM_INIT, RAW_PIXELS
+from siamcollapse.reporting import forecast
 from siamcollapse.reporting.tables import (
     FLOOR_METHODS,
     MISSING,
@@ -50,6 +53,7 @@ from siamcollapse.reporting.tables import (
     format_text,
     is_baseline,
     is_missing,
+    metrics_table,
     pipe_table,
     summarise_seeds,
     write_csv,
@@ -726,17 +730,26 @@ def paper_tables(table: pd.DataFrame, compare_to_paper: bool = False) -> list[Pa
 def index_line() -> str:
     """The line at the end of runs.md that points to the other tables."""
     links = [f"[{name}.md]({name}.md) ({source})" for name, source in _SHORT_SOURCES.items()]
-    return "Tables in the paper's shape, beside this file: " + ", ".join(links) + "."
+    return (f"Tables in the paper's shape, beside this file: {', '.join(links)}. Whether each label-free metric "
+            f"forecasts the accuracies: [{forecast.NAME}.md]({forecast.NAME}.md); every metric of every spectrum "
+            f"(validation split, L2-normalised features): {METRICS_TABLE_FILE}.")
 
 
 def write_result_tables(
-    table: pd.DataFrame, out_dir: str | os.PathLike, compare_to_paper: bool = False
+    table: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    compare_to_paper: bool = False,
+    metrics: pd.DataFrame | None = None,
 ) -> list[Path]:
-    """Write runs.csv/md and every paper table (CSV + Markdown) into ``out_dir``; return the paths
-    in ``TABLE_FILES`` order. Every file is written, an empty table with a note saying what fills it."""
+    """Write runs.csv/md, every paper table and the forecast (CSV + Markdown) and the long
+    ``metrics`` table (``tables.metrics_table``; None: its header only) into ``out_dir``; return the
+    paths in ``TABLE_FILES`` order. Every file is written, an empty table with a note saying what fills it."""
     out_dir = Path(out_dir)
     paths = [out_dir / name for name in RUN_TABLE_FILES]
     write_run_table(table, paths[0], paths[1], footer=index_line())
     for paper_table in paper_tables(table, compare_to_paper):
         paths += paper_table.write(out_dir)
+    paths += forecast.write_forecast(table, out_dir)
+    paths.append(out_dir / METRICS_TABLE_FILE)
+    write_csv(paths[-1], metrics_table([]) if metrics is None else metrics)
     return paths

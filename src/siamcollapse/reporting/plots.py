@@ -1,5 +1,6 @@
 """Figures of dimensional collapse: spectra per run, per method and per strategy, and AUC
-against data size and accuracy.
+against data size and accuracy (``SPECTRUM_FIGURE_NAMES``; the figures of the metrics over
+training and of the forecast are ``training_plots``', which reuses the helpers here).
 
 A *series* is the runs of one training (``paper.training_label``, e.g. 'SimSiam IID') and one
 architecture that differ only in data size. The spectrum panels encode the pretraining-subset
@@ -81,8 +82,8 @@ METHOD_COLORS = {
 # Line styles of several runs of one method in one panel ('--' is the baseline's).
 _METHOD_LINESTYLES = ["-", "-.", ":", (0, (3, 1, 1, 1, 1, 1)), (0, (1, 1))]
 _LOG_RANGE = 1e-7  # log axes show seven decades below the top (round-off values would squash the rest)
-_OUTSIDE_LEGEND: dict[str, Any] = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0}
-_SAVE_KWARGS: dict[str, Any] = {"dpi": 150, "bbox_inches": "tight"}
+OUTSIDE_LEGEND: dict[str, Any] = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0}
+SAVE_KWARGS: dict[str, Any] = {"dpi": 150, "bbox_inches": "tight"}
 
 Spectra = Mapping[str, np.ndarray]
 Labels = Mapping[str, Mapping[str, Any]]
@@ -92,13 +93,13 @@ Labels = Mapping[str, Mapping[str, Any]]
 
 
 @contextlib.contextmanager
-def _figure(path: str | os.PathLike, nrows: int = 1, ncols: int = 1, **kwargs: Any) -> Iterator[tuple]:
+def figure(path: str | os.PathLike, nrows: int = 1, ncols: int = 1, **kwargs: Any) -> Iterator[tuple]:
     """Yield (fig, axes); save atomically on success and always close, even on error."""
     # constrained layout keeps the suptitle and outside legends close to the panels at any grid size
     fig, axes = plt.subplots(nrows, ncols, squeeze=False, layout="constrained", **kwargs)
     try:
         yield fig, axes
-        io.save_figure(path, fig, **_SAVE_KWARGS)
+        io.save_figure(path, fig, **SAVE_KWARGS)
     finally:
         plt.close(fig)
 
@@ -121,7 +122,7 @@ def _is_full_data(info: Mapping[str, Any]) -> bool:
     return is_full_data(info["dataset_fraction"])
 
 
-def _palette(n: int) -> list[Any]:
+def palette(n: int) -> list[Any]:
     """n distinct qualitative colours (tab10, tab20 beyond ten)."""
     cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(n)]
@@ -129,7 +130,7 @@ def _palette(n: int) -> list[Any]:
 
 def _series_colors(titles: Sequence[str]) -> dict[str, Any]:
     unique = list(dict.fromkeys(titles))
-    return dict(zip(unique, _palette(len(unique)), strict=True))
+    return dict(zip(unique, palette(len(unique)), strict=True))
 
 
 def _decades_only(ax: Any) -> None:
@@ -138,7 +139,7 @@ def _decades_only(ax: Any) -> None:
     ax.yaxis.set_minor_locator(NullLocator())
 
 
-def _method_marker(method: Any) -> str:
+def method_marker(method: Any) -> str:
     return METHOD_MARKERS.get(str(method), "v")
 
 
@@ -352,7 +353,7 @@ def _plot_spectra(spectra: Spectra, labels: Labels, path: str | os.PathLike, vie
     colors = FractionColors.for_fractions([labels[r]["dataset_fraction"] for r in runs if not _is_baseline(labels[r])])
     panels = _spectrum_panels(runs, labels)
     nrows, ncols = _grid(len(panels))
-    with _figure(path, nrows, ncols, figsize=(6.0 * ncols, 4.6 * nrows), sharex=True, sharey=True) as (fig, axes):
+    with figure(path, nrows, ncols, figsize=(6.0 * ncols, 4.6 * nrows), sharex=True, sharey=True) as (fig, axes):
         for ax, (title, members) in zip(axes.flat, panels):
             _draw_panel(ax, members, spectra, labels, colors, view)
             ax.set_title(title, fontsize="medium")
@@ -419,7 +420,7 @@ def _series(table: pd.DataFrame) -> list[_Series]:
     ]
 
 
-def _baseline_lines(ax: Any, table: pd.DataFrame, column: str) -> None:
+def baseline_lines(ax: Any, table: pd.DataFrame, column: str, decimals: int = 3) -> None:
     """Random-init per arch as a dashed horizontal line: the value with no pretraining at all
     (the mean over its seeds)."""
     baselines = table[is_random_init(table)].dropna(subset=[column])
@@ -431,7 +432,7 @@ def _baseline_lines(ax: Any, table: pd.DataFrame, column: str) -> None:
             color=shade,
             linestyle="--",
             linewidth=1.4,
-            label=f"random init {arch} ({value:.3f})",
+            label=f"random init {arch} ({value:.{decimals}f})",
             zorder=1,
         )
 
@@ -440,7 +441,7 @@ def plot_auc_vs_fraction(table: pd.DataFrame, path: str | os.PathLike) -> None:
     """AUC against subset size: the paper's central trend (less data, less collapse)."""
     series = _series(table)
     colors = _series_colors([s.title for s in series])
-    with _figure(path, figsize=(9.0, 4.8)) as (_fig, axes):
+    with figure(path, figsize=(9.0, 4.8)) as (_fig, axes):
         ax = axes[0, 0]
         for s in series:
             by_fraction = s.rows.groupby("dataset_fraction")["auc"]
@@ -449,7 +450,7 @@ def plot_auc_vs_fraction(table: pd.DataFrame, path: str | os.PathLike) -> None:
                 means.index,
                 means.to_numpy(),
                 color=colors[s.title],
-                marker=_method_marker(s.method),
+                marker=method_marker(s.method),
                 markeredgecolor="black",
                 markeredgewidth=0.5,
                 linewidth=1.8,
@@ -460,7 +461,7 @@ def plot_auc_vs_fraction(table: pd.DataFrame, path: str | os.PathLike) -> None:
                 ax.errorbar(means.index, means.to_numpy(), yerr=sds.fillna(0.0).to_numpy(), fmt="none",
                             ecolor=colors[s.title], elinewidth=1.2, capsize=3, zorder=3)
             ax.scatter(s.rows["dataset_fraction"], s.rows["auc"], color=colors[s.title], s=12, alpha=0.5, zorder=2)
-        _baseline_lines(ax, table, "auc")
+        baseline_lines(ax, table, "auc")
         _percent_log_xaxis(
             ax,
             table.loc[~is_baseline(table), "dataset_fraction"].tolist(),
@@ -469,7 +470,7 @@ def plot_auc_vs_fraction(table: pd.DataFrame, path: str | os.PathLike) -> None:
         ax.set_ylabel("AUC (paper Eq. 2; 0.5 = flat, lower = less collapse)")
         ax.set_title("Dimensional collapse vs pretraining-set size")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small", title="training · arch (marker = method)", title_fontsize="small", **_OUTSIDE_LEGEND)
+        ax.legend(fontsize="small", title="training · arch (marker = method)", title_fontsize="small", **OUTSIDE_LEGEND)
 
 
 def _correlation_title(table: pd.DataFrame) -> str:
@@ -492,7 +493,7 @@ def _annotate(ax: Any, x: float, y: float, text: str, left: bool = False) -> Non
     )
 
 
-def _marker_handle(marker: str, label: str, face: Any = "white") -> Line2D:
+def marker_handle(marker: str, label: str, face: Any = "white") -> Line2D:
     """A legend entry for a marker alone (scatter points carry no line)."""
     return Line2D(
         [],
@@ -512,7 +513,7 @@ def _scatter_series(ax: Any, points: pd.DataFrame, colors: Mapping[str, Any]) ->
     run is not: '100%' on every point would only crowd the plot)."""
     handles = []
     for s in _series(points):
-        marker, color = _method_marker(s.method), colors[s.title]
+        marker, color = method_marker(s.method), colors[s.title]
         if len(s.rows) > 1:
             ax.plot(s.rows["auc"], s.rows["linear_top1"], color=color, linewidth=1.0, alpha=0.6, zorder=2)
         ax.scatter(
@@ -528,16 +529,17 @@ def _scatter_series(ax: Any, points: pd.DataFrame, colors: Mapping[str, Any]) ->
         for _, row in s.rows.iterrows():
             if len(s.rows) > 1 or not is_full_data(row["dataset_fraction"]):
                 _annotate(ax, row["auc"], row["linear_top1"], format_fraction(row["dataset_fraction"]))
-        handles.append(_marker_handle(marker, s.title, face=color))
+        handles.append(marker_handle(marker, s.title, face=color))
     return handles
 
 
-def _scatter_baselines(ax: Any, points: pd.DataFrame) -> list[Line2D]:
+def scatter_baselines(ax: Any, points: pd.DataFrame, x: str = "auc", annotate: bool = True) -> list[Line2D]:
+    """The random-init runs of ``points`` as grey X against linear top-1 (``x``: the collapse metric)."""
     baselines = points[is_baseline(points)]
     if baselines.empty:
         return []
     ax.scatter(
-        baselines["auc"],
+        baselines[x],
         baselines["linear_top1"],
         marker=METHOD_MARKERS[RANDOM_INIT],
         s=90,
@@ -547,13 +549,13 @@ def _scatter_baselines(ax: Any, points: pd.DataFrame) -> list[Line2D]:
         linewidths=0.6,
     )
     several = baselines["arch"].nunique() > 1
-    for _, row in baselines.iterrows():
+    for _, row in baselines.iterrows() if annotate else ():
         text = f"random init {row['arch']}" if several else "random init"
-        _annotate(ax, row["auc"], row["linear_top1"], text, left=True)
-    return [_marker_handle(METHOD_MARKERS[RANDOM_INIT], "random init (untrained)", face=BASELINE_COLOR)]
+        _annotate(ax, row[x], row["linear_top1"], text, left=True)
+    return [marker_handle(METHOD_MARKERS[RANDOM_INIT], "random init (untrained)", face=BASELINE_COLOR)]
 
 
-def _accuracy_floor_lines(ax: Any, table: pd.DataFrame, column: str = "linear_top1") -> list[Line2D]:
+def accuracy_floor_lines(ax: Any, table: pd.DataFrame, column: str = "linear_top1") -> list[Line2D]:
     """The chance level and the raw-pixel floor as horizontal lines (random init is a point)."""
     handles = []
     chance = chance_top1(table)
@@ -580,10 +582,10 @@ def plot_auc_vs_accuracy(table: pd.DataFrame, path: str | os.PathLike) -> None:
     method; the chance level and the floors as horizontal lines."""
     points = table[~is_raw_pixels(table)].dropna(subset=["auc", "linear_top1"])  # pixels have no representation AUC
     colors = _series_colors([s.title for s in _series(table)])  # the same colours as auc_vs_fraction
-    with _figure(path, figsize=(9.5, 5.2)) as (_fig, axes):
+    with figure(path, figsize=(9.5, 5.2)) as (_fig, axes):
         ax = axes[0, 0]
-        handles = _scatter_series(ax, points, colors) + _scatter_baselines(ax, points)
-        handles += _accuracy_floor_lines(ax, table)
+        handles = _scatter_series(ax, points, colors) + scatter_baselines(ax, points)
+        handles += accuracy_floor_lines(ax, table)
         ax.margins(0.1)  # room for the point annotations
         ax.set_xlabel("AUC (paper Eq. 2; lower = less collapse)")
         ax.set_ylabel("linear top-1 accuracy (%)")
@@ -595,7 +597,7 @@ def plot_auc_vs_accuracy(table: pd.DataFrame, path: str | os.PathLike) -> None:
                 fontsize="small",
                 title="training · arch (marker = method)",
                 title_fontsize="small",
-                **_OUTSIDE_LEGEND,
+                **OUTSIDE_LEGEND,
             )
 
 
@@ -620,7 +622,7 @@ def _legend_names(runs: list[str], labels: Labels) -> dict[str, str]:
     return {r: f"{name} [{r}]" if counts[name] > 1 else name for r, name in names.items()}
 
 
-def _styles_by_method(runs: list[str], labels: Labels) -> dict[str, dict[str, Any]]:
+def styles_by_method(runs: list[str], labels: Labels) -> dict[str, dict[str, Any]]:
     """Colour per method (fixed across figures); a method's second, third... run another dash."""
     extra = itertools.cycle(["tab:brown", "tab:pink", "tab:olive", "tab:cyan", "black"])  # methods without a colour
     colors: dict[str, Any] = {}
@@ -639,10 +641,10 @@ def _styles_by_method(runs: list[str], labels: Labels) -> dict[str, dict[str, An
     return styles
 
 
-def _styles_by_training(runs: list[str], labels: Labels) -> dict[str, dict[str, Any]]:
+def styles_by_training(runs: list[str], labels: Labels) -> dict[str, dict[str, Any]]:
     """A distinct colour per training (strategy, warmup, method), solid lines."""
     trained = [r for r in runs if not _is_baseline(labels[r])]
-    colors = dict(zip(trained, _palette(len(trained)), strict=True))
+    colors = dict(zip(trained, palette(len(trained)), strict=True))
     return {
         r: dict(BASELINE_STYLE) if _is_baseline(labels[r]) else {"color": colors[r], "linestyle": "-", "linewidth": 1.8}
         for r in runs
@@ -659,9 +661,9 @@ class _Comparison:
 
 
 _COMPARISONS = {
-    "method": _Comparison("method", lambda info: True, _styles_by_method),
+    "method": _Comparison("method", lambda info: True, styles_by_method),
     "strategy": _Comparison(
-        "training strategy", lambda info: str(info["method"]) != DISTILL, _styles_by_training
+        "training strategy", lambda info: str(info["method"]) != DISTILL, styles_by_training
     ),
 }
 
@@ -686,7 +688,7 @@ def _plot_comparison(spectra: Spectra, labels: Labels, path: str | os.PathLike, 
     ]
     runs.sort(key=lambda r: (_is_baseline(labels[r]), training_sort_key(labels[r]), r))
     names, styles = _legend_names(runs, labels), comparison.styles(runs, labels)
-    with _figure(path, figsize=(9.5, 5.0)) as (_fig, axes):
+    with figure(path, figsize=(9.5, 5.0)) as (_fig, axes):
         ax = axes[0, 0]
         for run in runs:
             values = np.asarray(spectra[run], dtype=np.float64)
@@ -703,7 +705,7 @@ def _plot_comparison(spectra: Spectra, labels: Labels, path: str | os.PathLike, 
         ax.grid(True, which="major", alpha=0.3)
         if runs:
             title = f"run (AUC){'; colour = method' if comparison.by == 'method' else ''}"
-            ax.legend(fontsize="small", title=title, title_fontsize="small", **_OUTSIDE_LEGEND)
+            ax.legend(fontsize="small", title=title, title_fontsize="small", **OUTSIDE_LEGEND)
 
 
 def plot_spectra_by_method(spectra: Spectra, labels: Labels, path: str | os.PathLike) -> None:
@@ -740,18 +742,22 @@ _TABLE_FIGURES: dict[str, Callable[[pd.DataFrame, str | os.PathLike], None]] = {
     "auc_vs_fraction.png": plot_auc_vs_fraction,
     "auc_vs_linear_top1.png": plot_auc_vs_accuracy,
 }
-# One plot for each of layout's figure names, the files the workflow declares.
-assert set(_SPECTRUM_FIGURES) | set(_TABLE_FIGURES) == set(FIGURE_NAMES)
+# The figures of layout's names drawn here, in its order (reporting.training_plots draws the rest).
+SPECTRUM_FIGURE_NAMES = tuple(name for name in FIGURE_NAMES if name in _SPECTRUM_FIGURES or name in _TABLE_FIGURES)
+assert set(SPECTRUM_FIGURE_NAMES) == set(_SPECTRUM_FIGURES) | set(_TABLE_FIGURES)
 
 
-def make_all_figures(table: pd.DataFrame, spectra: Mapping[str, np.ndarray], out_dir: str | os.PathLike) -> list[Path]:
-    """Write the seven figures of ``FIGURE_NAMES`` into ``out_dir`` and return their paths, in that order."""
+def make_spectrum_figures(
+    table: pd.DataFrame, spectra: Mapping[str, np.ndarray], out_dir: str | os.PathLike
+) -> list[Path]:
+    """Write the seven figures of ``SPECTRUM_FIGURE_NAMES`` into ``out_dir`` and return their paths,
+    in that order (``training_plots.make_all_figures`` writes them and the training figures)."""
     out_dir = Path(out_dir)
     methods = dict(zip(table["run"], table["method"]))
     spectra = {run: values for run, values in spectra.items() if methods.get(run) != RAW_PIXELS}
     labels = labels_from_table(table, list(spectra))
     paths = []
-    for name in FIGURE_NAMES:
+    for name in SPECTRUM_FIGURE_NAMES:
         path = out_dir / name
         if name in _SPECTRUM_FIGURES:
             _SPECTRUM_FIGURES[name](spectra, labels, path)

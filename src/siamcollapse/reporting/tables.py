@@ -2,13 +2,18 @@
 
 A *run table* has one row per run (a pretrained, distilled or random-init model, or the
 raw-pixel floor) with the columns in ``RUN_COLUMNS`` (required in every record),
-``OPTIONAL_COLUMNS`` (always present in the table, null where a record lacks them: records
-written before those keys existed) and any extras the records carry. runs.csv keeps one row per
-run, its ``seed`` column included; every summary (runs.md, the paper-shaped tables) first folds
-the seeds of a setting into one row (``summarise_seeds``: mean, sd and n over the runs sharing a
-``seed_group``). The Markdown summary is written for a researcher who opens the results folder:
-it says what each metric means, puts the chance level and the floors above the table, and states
-the finding in one line, computed from the table so that it can never disagree with the numbers.
+``OPTIONAL_COLUMNS`` and ``LABEL_FREE_COLUMNS`` (always present in the table, null where a
+record lacks them: records written before those keys existed) and any extras the records
+carry. runs.csv keeps one row per run, its ``seed`` column included; every summary (runs.md,
+the paper-shaped tables) first folds the seeds of a setting into one row (``summarise_seeds``:
+mean, sd and n over the runs sharing a ``seed_group``). The Markdown summary is written for a
+researcher who opens the results folder: it says what each metric means, puts the chance level
+and the floors above the table, and states the finding in one line, computed from the table so
+that it can never disagree with the numbers.
+
+``LABEL_FREE_METRICS`` is the one place that names, cites and orients each label-free collapse
+metric for every table and figure. The *metrics table* (``metrics_table``, metrics.csv) is the
+long form of every run's spectrum summary: one row per run, split, features and metric.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ import numpy as np
 import pandas as pd
 
 from siamcollapse import io
+from siamcollapse.metrics import LIDAR, SPECTRUM_METRICS
 from siamcollapse.names import RANDOM_INIT, RAW_PIXELS
+from siamcollapse.spectrum_csv import SPECTRUM_VARIANTS
 
 RUN_COLUMNS = [
     "run",
@@ -38,9 +45,12 @@ RUN_COLUMNS = [
 # Keys of newer run records; a record without them (an older run) reads as null, never an error.
 OPTIONAL_COLUMNS = ["seed", "seed_group", "group", "epochs", "warmup_epochs", "switch_epoch", "teacher", "teacher_method",
                     "teacher_arch", "num_classes"]
+# The headline label-free metrics besides the AUC (training split, raw features), null where a run's
+# spectrum summary predates them.
+LABEL_FREE_COLUMNS = ["effective_rank", *(m for m in (*SPECTRUM_METRICS, LIDAR) if m not in RUN_COLUMNS)]
 FLOOR_METHODS = (RANDOM_INIT, RAW_PIXELS)  # untrained references: no data fraction, no trend
 # Metrics averaged over seeds; each gets a '<metric>_sd' column in the summary (NaN for n = 1).
-METRICS = ["auc", "effective_rank", "linear_top1", "knn_top1", "knn_top1_k200"]
+METRICS = [*SPECTRUM_METRICS, LIDAR, "effective_rank", "linear_top1", "knn_top1", "knn_top1_k200"]
 SD_SUFFIX = "_sd"
 N_SEEDS = "n_seeds"
 GROUP_COLUMNS = ["method", "arch", "strategy"]
@@ -54,8 +64,60 @@ _SORT_FILLS: dict[str, Any] = {
 }
 
 _NUMERIC_COLUMNS = ["dataset_fraction", "auc", "linear_top1", "knn_top1", "epochs", "warmup_epochs", "switch_epoch",
-                    "seed", "num_classes"]
+                    "seed", "num_classes", *LABEL_FREE_COLUMNS]
 MISSING = "—"  # how every table shows an absent value
+
+
+# --------------------------------------------------------------------------- label-free metrics
+
+
+@dataclass(frozen=True)
+class LabelFreeMetric:
+    """How a label-free collapse metric is named, oriented and cited wherever it is shown.
+
+    ``less_collapse`` is +1 where a higher value means less collapse, -1 where a lower one does;
+    it is also the sign a correlation with accuracy should have if the metric forecasts it.
+    """
+
+    key: str
+    name: str
+    less_collapse: int
+    decimals: int
+    note: str  # what it is and its reference, for the notes of a table
+
+    @property
+    def direction(self) -> str:
+        return "higher = less collapse" if self.less_collapse > 0 else "lower = less collapse"
+
+    @property
+    def axis_label(self) -> str:
+        """'AUC (lower = less collapse)': a figure's axis says which way is better."""
+        return f"{self.name} ({self.direction})"
+
+
+LABEL_FREE_METRICS = {
+    metric.key: metric
+    for metric in (
+        LabelFreeMetric("auc", "AUC", -1, 3, (
+            "area under the cumulative explained variance of the singular values of the centred "
+            "representation matrix (Li et al. 2022, paper Eq. 2); 0.5 = flat spectrum, 1.0 = rank one")),
+        LabelFreeMetric("rankme", "RankMe", +1, 1, (
+            "exp of the entropy of the singular values normalised to sum 1 (Garrido et al. 2023), from 1 "
+            "(rank one) to d (flat); it is the effective rank (Roy & Vetterli 2007, runs.csv's effective_rank) "
+            "up to its eps of 1e-7")),
+        LabelFreeMetric("alpha_req", "α-ReQ", -1, 2, (
+            "minus the slope of log eigenvalue against log index, indices 5 to 100 (Agrawal et al. 2022); "
+            "larger = faster decay; accuracy peaks near 1, so the ordering holds above 1; missing where the "
+            "spectrum has too few non-zero eigenvalues in that range")),
+        LabelFreeMetric("nesum", "NESum", +1, 1, (
+            "sum of the covariance eigenvalues over the largest one (He & Ozay 2022), from 1 to d")),
+        LabelFreeMetric(LIDAR, "LiDAR", +1, 1, (
+            "effective rank of the between-image covariance of augmented views' embeddings, whitened by the "
+            "within-image covariance (Thilak et al. 2024), from 1 to d: directions that tell images apart "
+            "beyond what augmentation changes; on a sample of training images")),
+    )
+}
+assert tuple(LABEL_FREE_METRICS) == (*SPECTRUM_METRICS, LIDAR)
 
 
 # --------------------------------------------------------------------------- run table
@@ -114,12 +176,12 @@ def sort_run_table(table: pd.DataFrame) -> pd.DataFrame:
 def build_run_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Validate run records and return the sorted run table.
 
-    Columns: ``RUN_COLUMNS``, then ``OPTIONAL_COLUMNS`` (NaN where a record lacks one), then
-    any other keys in first-seen order.
+    Columns: ``RUN_COLUMNS``, then ``OPTIONAL_COLUMNS`` and ``LABEL_FREE_COLUMNS`` (NaN where a
+    record lacks one), then any other keys in first-seen order.
     """
     for index, record in enumerate(records):
         _check_record(index, record)
-    known = RUN_COLUMNS + OPTIONAL_COLUMNS
+    known = RUN_COLUMNS + OPTIONAL_COLUMNS + LABEL_FREE_COLUMNS
     extras: list[str] = []
     for record in records:
         extras += [key for key in record if key not in known and key not in extras]
@@ -130,7 +192,7 @@ def build_run_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return sort_run_table(table)
 
 
-def _seed_groups(table: pd.DataFrame) -> pd.Series:
+def seed_groups(table: pd.DataFrame) -> pd.Series:
     """Each row's seed group; a record without one (an older run) is its own group."""
     return _filled(table, "seed_group", None).where(lambda g: g.notna(), table["run"]).astype(str)
 
@@ -143,7 +205,7 @@ def summarise_seeds(table: pd.DataFrame) -> pd.DataFrame:
     column keeps its first row's value, except ``teacher``, which names the teacher's own seed
     group (students of paired seeds share one teacher setting). Rows stay in the table's order.
     """
-    groups = _seed_groups(table)
+    groups = seed_groups(table)
     group_of_run = dict(zip(table["run"].astype(str), groups))
     metrics = [m for m in METRICS if m in table.columns]
     rows = []
@@ -304,20 +366,19 @@ _MARKDOWN_COLUMNS = [
     _Column("teacher", "teacher", format_text, False, optional=True),
     _Column(N_SEEDS, "n", _number(0), True),
     _Column("seeds", "seeds", format_text, False, optional=True),
-    _Column("auc", "AUC", _number(3), True),
-    _Column("effective_rank", "eff. rank", _number(1), True),
+    # the label-free metrics; runs.csv also keeps effective_rank, which RankMe equals up to its eps
+    *(_Column(m.key, m.name, _number(m.decimals), True) for m in LABEL_FREE_METRICS.values()),
     _Column("linear_top1", "linear top-1 (%)", _number(1), True),
     _Column("knn_top1", "kNN top-1 (%)", _number(1), True),
     _Column("knn_top1_k200", "kNN top-1 k=200 (%)", _number(1), True),
 ]
-_DECIMALS = {"auc": 3}
+_DECIMALS = {m.key: m.decimals for m in LABEL_FREE_METRICS.values()}
 
 _METRIC_NOTES = [
-    (
-        "- **AUC**: area under the cumulative explained variance of the singular values of "
-        "the centred representation matrix (paper Eq. 2); 0.5 = flat spectrum, 1.0 = rank "
-        "one; lower = less collapse."
-    ),
+    ("- **" + ", ".join(m.name for m in LABEL_FREE_METRICS.values()) + "**: label-free collapse metrics of the "
+     "training set's backbone features as extracted (raw, not L2-normalised); metrics.csv has them for the "
+     "validation split and the L2-normalised features too, forecast.md how well each forecasts the accuracies."),
+    *(f"- **{m.name}**: {m.note}; {m.direction}." for m in LABEL_FREE_METRICS.values()),
     "- **linear top-1**: top-1 accuracy (%) of a linear classifier on frozen features.",
     "- **kNN top-1**: top-1 accuracy (%) of a weighted k-nearest-neighbour classifier (cosine){knn_k}.",
     "- **data**: fraction of the training set used for pretraining (random-init and raw pixels: untrained).",
@@ -457,3 +518,51 @@ def write_run_table(
     """Write the CSV (machine-readable) and the Markdown summary (human-readable), atomically."""
     write_csv(csv_path, table)
     io.write_text(markdown_path, run_table_markdown(table, footer=footer))
+
+
+# --------------------------------------------------------------------------- metrics table (long format)
+
+
+METRICS_TABLE_COLUMNS = ["run", "method", "arch", "seed", "seed_group", "split", "features", "metric", "value"]
+# The metrics of each spectrum variant ('<split>_<raw|l2>': raw features, or each scaled to unit
+# norm); LiDAR (of augmented views, training images only) comes apart.
+VARIANT_METRICS = (*SPECTRUM_METRICS, "effective_rank")
+_LIDAR_KEYS = {"raw": LIDAR, "l2": f"{LIDAR}_l2"}
+_HEADLINE = ("train", "raw")  # what a spectrum summary without ``variants`` (an older one) describes
+
+
+def _value(value: Any) -> float:
+    """A metric as a float, NaN where the summary has null (the metric is undefined there)."""
+    return math.nan if value is None else float(value)
+
+
+def spectrum_metric_rows(record: dict[str, Any], summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The long-format rows of one run: ``record`` names it (run.json), ``summary`` is its spectrum.json.
+
+    With ``variants`` (train/val x raw/l2): every ``VARIANT_METRICS`` entry of each, in
+    ``SPECTRUM_VARIANTS`` order; without (an older summary): the headline metrics it has. Then
+    LiDAR (training images, raw and l2) where the summary has it.
+    """
+    ids = {key: record.get(key) for key in METRICS_TABLE_COLUMNS[:5]}
+
+    def rows_of(values: dict[str, Any], split: str, features: str, keys: Iterable[str]) -> list[dict[str, Any]]:
+        return [{**ids, "split": split, "features": features, "metric": metric, "value": _value(values[metric])}
+                for metric in keys if metric in values]
+
+    variants = summary.get("variants")
+    if variants:
+        rows = [row for variant in SPECTRUM_VARIANTS
+                for row in rows_of(variants.get(variant, {}), *variant.split("_", 1), VARIANT_METRICS)]
+    else:
+        split = summary.get("split", _HEADLINE[0])
+        rows = rows_of(summary, split, summary.get("features", _HEADLINE[1]), VARIANT_METRICS)
+    for features, key in _LIDAR_KEYS.items():
+        rows += [{**row, "metric": LIDAR} for row in rows_of(summary, _HEADLINE[0], features, [key])]
+    return rows
+
+
+def metrics_table(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """The rows of ``spectrum_metric_rows`` of every run as one frame (``METRICS_TABLE_COLUMNS``)."""
+    table = pd.DataFrame.from_records(list(rows), columns=METRICS_TABLE_COLUMNS)
+    table["value"] = pd.to_numeric(table["value"]).astype(float)
+    return table

@@ -1,8 +1,10 @@
 """Gather every run's metrics into results tables (CSV and Markdown).
 
-Writes ``layout.TABLE_FILES`` into ``--out-dir``: the run table (runs.csv, runs.md) and the
-paper-shaped tables (distillation, training_methods, strategies; each .csv and .md), every
-one of them even when empty, so a workflow can declare them all as outputs.
+Writes ``layout.TABLE_FILES`` into ``--out-dir``: the run table (runs.csv, runs.md), the
+paper-shaped tables (distillation, training_methods, strategies), the forecast of accuracy by
+the label-free metrics (forecast; each .csv and .md) and the long table of every spectrum's
+metrics (metrics.csv), every one of them even when empty, so a workflow can declare them all as
+outputs.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from ..io import read_json
 from ..layout import TABLE_FILES, RunDir
 from ..reporting.paper import write_result_tables
-from ..reporting.tables import build_run_table
+from ..reporting.tables import LABEL_FREE_COLUMNS, build_run_table, metrics_table, spectrum_metric_rows
 
 RESOURCES = None  # reads only the runs' result files
 
@@ -29,12 +31,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_record(run_dir: Path) -> dict[str, Any]:
-    """One row of the run table: the run's record plus its collapse metrics and accuracies."""
+def run_record(run_dir: Path, spectrum: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One row of the run table: the run's record plus its collapse metrics and accuracies.
+
+    The headline label-free metrics come from spectrum.json (``spectrum``, read if not given);
+    one an older summary lacks is null in the table.
+    """
     files = RunDir(run_dir)
     record = read_json(files.info)
-    spectrum = read_json(files.spectrum_summary)
-    record.update(auc=spectrum["auc"], effective_rank=spectrum["effective_rank"])
+    spectrum = read_json(files.spectrum_summary) if spectrum is None else spectrum
+    record.update(auc=spectrum["auc"], **{key: spectrum.get(key) for key in LABEL_FREE_COLUMNS})
     record.update({k: v for k, v in read_json(files.linear_probe).items() if k.startswith("linear_")})
     knn = read_json(files.knn)
     record.update({k: v for k, v in knn.items() if k.startswith("knn_")})
@@ -44,6 +50,11 @@ def run_record(run_dir: Path) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, config: None) -> None:
-    table = build_run_table([run_record(d) for d in args.run_dirs])
-    paths = write_result_tables(table, args.out_dir, compare_to_paper=args.compare_to_paper)
+    records, rows = [], []
+    for run_dir in args.run_dirs:
+        spectrum = read_json(RunDir(run_dir).spectrum_summary)
+        records.append(run_record(run_dir, spectrum))
+        rows += spectrum_metric_rows(records[-1], spectrum)
+    table = build_run_table(records)
+    paths = write_result_tables(table, args.out_dir, compare_to_paper=args.compare_to_paper, metrics=metrics_table(rows))
     print(f"{len(table)} runs -> {', '.join(str(p) for p in paths)}")
