@@ -110,7 +110,9 @@ def test_resamples_with_a_constant_variable_are_dropped_and_too_few_give_no_inte
     # three runs: a resample draws the same run three times with probability 3/27
     cell = correlate([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], ["a", "b", "c"], expected_sign=+1)
     assert 0.8 * forecast.N_RESAMPLES < cell["n_resamples"] < forecast.N_RESAMPLES
-    assert cell["spearman_low"] == cell["spearman_high"] == 1.0 and cell["verdict"] == FORECASTS
+    assert cell["spearman_low"] == cell["spearman_high"] == 1.0
+    # ... a degenerate interval of three units, which no verdict may rest on
+    assert cell["verdict"] == UNDETERMINED
     low, high = forecast.percentile_interval(np.array([0.1, 0.2, np.nan, np.nan, np.nan]), 5)
     assert math.isnan(low) and math.isnan(high)
     assert forecast.percentile_interval(np.array([0.1, 0.2, 0.3, np.nan]), 4) == pytest.approx((0.105, 0.295))
@@ -135,7 +137,8 @@ def test_the_bootstrap_is_reproducible() -> None:
     (-0.9, -0.2, +1, 10, REVERSED),
     (-0.5, 0.4, -1, 10, UNDETERMINED),
     (0.0, 0.4, +1, 10, UNDETERMINED),  # touches 0: not excluded
-    (0.2, 0.9, +1, 2, UNDETERMINED),  # too few runs
+    (0.2, 0.9, +1, 3, UNDETERMINED),  # too few resampled units
+    (0.2, 0.9, +1, 4, FORECASTS),
     (math.nan, math.nan, +1, 10, UNDETERMINED),
 ])
 def test_verdict(low, high, sign, n, expected) -> None:

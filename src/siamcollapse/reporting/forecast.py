@@ -50,6 +50,10 @@ N_RESAMPLES = 2000
 SEED = 0
 CONFIDENCE = 0.95
 MIN_RUNS = 3  # below this, no correlation is estimated
+# Below this many resampling units (settings; the runs of a single-setting group) no verdict: a
+# percentile bootstrap cannot tell chance from a trend there (a perfect order of 3 exchangeable
+# units arises by chance with probability 1/6 or more, and every resample of it agrees: [1, 1]).
+MIN_UNITS = 4
 MIN_VALID = 0.5  # the share of resamples that must keep both variables varying, or the interval is NaN
 FORECASTS, REVERSED, UNDETERMINED = "forecasts", "reversed", "undetermined"
 BY_SETTINGS, BY_RUNS = "settings", "runs"
@@ -153,10 +157,11 @@ def percentile_interval(values: np.ndarray, n_resamples: int, confidence: float 
     return float(low), float(high)
 
 
-def verdict(low: float, high: float, expected_sign: int, n_runs: int) -> str:
+def verdict(low: float, high: float, expected_sign: int, n_units: int) -> str:
     """'forecasts' where the interval excludes 0 on the expected side, 'reversed' on the other,
-    'undetermined' otherwise (an interval containing 0 or missing, or fewer than ``MIN_RUNS`` runs)."""
-    if n_runs < MIN_RUNS or math.isnan(low) or math.isnan(high) or low <= 0 <= high:
+    'undetermined' otherwise (an interval containing 0 or missing, or fewer than ``MIN_UNITS``
+    resampling units)."""
+    if n_units < MIN_UNITS or math.isnan(low) or math.isnan(high) or low <= 0 <= high:
         return UNDETERMINED
     return FORECASTS if (1 if low > 0 else -1) == expected_sign else REVERSED
 
@@ -191,7 +196,8 @@ def correlate(
         cell.update(spearman=spearman(x, y), kendall=kendall_tau_b(x, y), n_resamples=int(np.isfinite(rhos).sum()))
         cell["spearman_low"], cell["spearman_high"] = percentile_interval(rhos, n_resamples)
         cell["kendall_low"], cell["kendall_high"] = percentile_interval(taus, n_resamples)
-    cell["verdict"] = verdict(cell["spearman_low"], cell["spearman_high"], expected_sign, cell["n_runs"])
+    units = n_settings if cell["resampled"] == BY_SETTINGS else int(x.size)
+    cell["verdict"] = verdict(cell["spearman_low"], cell["spearman_high"], expected_sign, units)
     return cell
 
 
@@ -279,7 +285,10 @@ def _notes() -> list[str]:
          f"{100 * MIN_VALID:g} % of them left the interval is {MISSING}"),
         f"**expected sign**: the sign the correlation has if the metric forecasts accuracy: {signs}",
         (f"**verdict**: *{FORECASTS}* where the interval of ρ excludes 0 on the expected side, *{REVERSED}* "
-         f"where it excludes 0 on the other side, *{UNDETERMINED}* otherwise (and below {MIN_RUNS} runs)"),
+         f"where it excludes 0 on the other side, *{UNDETERMINED}* otherwise, and always below {MIN_UNITS} "
+         "resampled units (settings, or the runs of a single-setting group): there a bootstrap cannot tell "
+         "chance from a trend (3 exchangeable units fall in perfect order by chance once in 6, and every "
+         "resample of a perfect order agrees)"),
         (f"**n runs**, **n settings**: the runs with both values (a run without the metric, {MISSING} in "
          "runs.md, is left out of that metric's rows) and their settings (seed groups)"),
     ]

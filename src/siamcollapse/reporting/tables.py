@@ -440,11 +440,12 @@ def _correlation_sentence(table: pd.DataFrame) -> str | None:
     corr = auc_accuracy_correlation(table)
     if corr is None:
         return None
-    direction = "less collapse (lower AUC)" if corr.pearson < 0 else "more collapse (higher AUC)"
+    # Descriptive only: whether the correlation supports a forecast is forecast.md's verdict, which
+    # has an interval over settings (a point estimate over a dozen runs supports no claim).
     return (
         f"across {corr.n} trained runs, AUC and linear top-1 correlate with Pearson "
-        f"r = {corr.pearson:+.2f} (Spearman ρ = {corr.spearman:+.2f}): "
-        f"{direction} goes with higher accuracy"
+        f"r = {corr.pearson:+.2f} (Spearman ρ = {corr.spearman:+.2f}; whether that is a forecast, "
+        "with its interval: forecast.md)"
     )
 
 
