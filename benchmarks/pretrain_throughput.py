@@ -107,7 +107,8 @@ def stage_settings(root: Path, work: Path, steps: int) -> dict:
         "output_dir": str(work / "results"),
         "dataset": {"source": "embedded", "root": str(root), "image_size": SIZE, "in_memory": True},
         "model": {"arch": "resnet18", "width": 64, "stem": "imagenet"},
-        "pretrain": {"epochs": 2, "steps_per_epoch": steps, "batch_size": BATCH, "num_workers": 0},
+        # no collapse tracking: images/s counts the training steps only, and the benchmark needs no more
+        "pretrain": {"epochs": 2, "steps_per_epoch": steps, "batch_size": BATCH, "num_workers": 0, "track_every": 0},
         "methods": {"simsiam": {key: HEADS[key] for key in ("proj_dim", "pred_dim", "fix_pred_lr")}},
         "runs": {"bench": {"fractions": [1.0]}},
         "random_init_baseline": False,
