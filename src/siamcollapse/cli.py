@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
-from .errors import TrainingInterrupted, UserInputError
+from .errors import TrainingDiverged, TrainingInterrupted, UserInputError
 
 STAGES_DIR = Path(__file__).resolve().parent / "stages"
 
@@ -162,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         except TrainingInterrupted as exc:
             print(f"siamcollapse {args.command}: {exc}", file=sys.stderr, flush=True)
+            return exc.exit_code
+        except TrainingDiverged as exc:
+            print(f"siamcollapse {args.command}: error: {exc}", file=sys.stderr, flush=True)
             return exc.exit_code
     return 0
 

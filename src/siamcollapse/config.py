@@ -9,6 +9,7 @@ build time) and every stage command (at run time) load a config through the same
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -112,9 +113,16 @@ def _parse_scalar(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     try:
-        return yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
     except yaml.YAMLError:
         return value
+    if isinstance(parsed, str):  # YAML 1.1 reads 1e-4 and 1.0e30 as strings; a number key means a number
+        try:
+            number = float(parsed)
+        except ValueError:
+            return parsed
+        return number if math.isfinite(number) else parsed  # nan and inf: left for validation to refuse
+    return parsed
 
 
 def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PATH, source: str = "config") -> dict:

@@ -36,6 +36,15 @@ def gather(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def all_reduce_max(x: torch.Tensor) -> torch.Tensor:
+    """The element-wise maximum of ``x`` over processes (a new tensor), e.g. "did any process ...?"."""
+    out = x.detach().clone()
+    if is_distributed():
+        dist.all_reduce(out, op=dist.ReduceOp.MAX)
+    return out
+
+
+@torch.no_grad()
 def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     """The element-wise mean of ``x`` over processes (a new tensor; ``x`` is not modified)."""
     if not is_distributed():

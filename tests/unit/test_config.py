@@ -116,6 +116,17 @@ def test_strings_from_the_snakemake_command_line_are_parsed_where_the_schema_wan
         validate_config({"pretrain": {"epochs": "two"}}, SCHEMA)
 
 
+def test_exponents_yaml_reads_as_strings_are_numbers_where_the_schema_wants_one(tmp_path):
+    path = tmp_path / "c.yaml"  # PyYAML (YAML 1.1) reads 1e-4 and 1.0e30 as strings
+    path.write_text("methods:\n  simsiam: {weight_decay: 1e-4, base_lr: 1.0e30}\n")
+    assert yaml.safe_load(path.read_text())["methods"]["simsiam"]["weight_decay"] == "1e-4"
+    config = load_experiment([path])
+    assert config["methods"]["simsiam"]["weight_decay"] == 1e-4 and config["methods"]["simsiam"]["base_lr"] == 1e30
+    path.write_text("methods:\n  simsiam: {base_lr: nan}\n")  # never a NaN setting
+    with pytest.raises(UserInputError, match="methods.simsiam.base_lr"):
+        load_experiment([path])
+
+
 def write_yaml(path, data):
     path.write_text(yaml.safe_dump(data))
     return path

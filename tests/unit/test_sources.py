@@ -117,6 +117,34 @@ def test_folder_errors_name_the_path(folder: Path, break_it, expected: str) -> N
     assert expected.format(root=folder) in str(info.value)
 
 
+def _with_val(folder: Path, classes: list[str]) -> Path:
+    rng = np.random.default_rng(1)
+    for name in classes:
+        _write_png(folder / "val" / name / "v.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    return folder
+
+
+def test_val_labels_are_the_training_classes(folder: Path) -> None:
+    _with_val(folder, ["a_cat", "b_dog"])
+    _, labels, classes = sources.scan_image_folder(folder, "val")
+    assert classes == ["a_cat", "b_dog"] and labels == [0, 1]
+
+
+@pytest.mark.parametrize(("val_classes", "named"), [
+    (["b_dog"], "has ['a_cat'] that {root}/val lacks"),  # a class missing: b_dog would become label 0
+    (["a_cat", "c_cow"], "{root}/val has ['c_cow'] that {root}/train lacks"),  # a renamed class
+], ids=["val-lacks-a-class", "val-class-renamed"])
+def test_splits_with_different_classes_are_an_error_naming_both_folders(folder: Path, val_classes, named) -> None:
+    _with_val(folder, val_classes)
+    with pytest.raises(UserInputError) as info:
+        sources.load_split("imagefolder", folder, "val", 8, progress=False)
+    assert named.format(root=folder) in str(info.value) and "same class folders" in str(info.value)
+    with pytest.raises(UserInputError, match="different classes"):
+        sources.ImageFolderStream(folder, "val", 8)
+    with pytest.raises(UserInputError, match="different classes"):
+        sources.scan_labels("imagefolder", folder, "val")
+
+
 def test_empty_class_folder_message(folder: Path) -> None:
     for path in (folder / "train" / "b_dog").iterdir():
         path.unlink()

@@ -33,8 +33,8 @@ from ..data.sources import (
     train_resize_side,
 )
 from ..data.subsets import fixed_sample, read_subset
-from ..distributed import sync_batch_norm
-from ..errors import TrainingInterrupted, UserInputError
+from ..distributed import all_reduce_max, sync_batch_norm
+from ..errors import TrainingDiverged, TrainingInterrupted, UserInputError
 from ..evaluation.collapse_monitor import CollapseMonitor
 from ..io import save_torch, write_json, write_text
 from ..layout import RunDir
@@ -57,6 +57,7 @@ from .preemption import StopSignal
 from .strategies import epoch_batches, shard, step_seeds, steps_per_epoch
 
 # Per epoch; the spectrum metrics (and track_s, the seconds spent measuring them) only on tracked epochs.
+DIVERGENCE_CHECK_EVERY = 20  # steps between checks for a non-finite loss on an accelerator (each one syncs)
 LOG_COLUMNS = ["epoch", "steps", "loss", "lr", "images_per_s", "z_std", "z_std_healthy", "elapsed_s",
                *SPECTRUM_METRICS, "track_s"]
 
@@ -163,7 +164,8 @@ def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None
     with StopSignal() as stop:
         for epoch in range(len(rows), last_epoch):
             progress = progress if progress is not None else EpochProgress(epoch)
-            _train_epoch(model, optimizer, pairs, indices, steps, progress, initial_lr, hp, accelerator, stop)
+            _train_epoch(model, optimizer, pairs, indices, steps, progress, initial_lr, hp, accelerator, stop,
+                         settings["run"]["run"])
             if progress.step < steps:
                 _save_interrupted(accelerator, model, optimizer, rows, settings, files, progress)
             tracked = _track(monitor, accelerator.unwrap_model(model), epoch, hp)
@@ -258,10 +260,25 @@ def _epochs_begun(state: dict[str, Any]) -> int:
     return state["epoch"] + (1 if state.get("epoch_progress") else 0)
 
 
+def _stop_if_diverged(first_bad: torch.Tensor, epoch: int, steps: int, initial_lr: float, hp: dict[str, Any],
+                      run_name: str) -> None:
+    """Raise TrainingDiverged if any process saw a non-finite loss (a collective when distributed)."""
+    step = int(all_reduce_max(first_bad))
+    if step < 0:
+        return
+    lr = scheduled_lr(initial_lr, epoch, step, steps, hp)
+    raise TrainingDiverged(
+        f"run '{run_name}': the loss became non-finite at epoch {epoch + 1} step {step + 1} (lr {lr:.4g}); training "
+        f"stopped and no checkpoint was written. A too-large learning rate is the usual cause: lower base_lr "
+        f"(now {hp['base_lr']:g}; methods.{hp['method']}.base_lr, or the run group's pretrain.base_lr) or warm it "
+        "up (warmup_epochs)")
+
+
 def _train_epoch(model, optimizer, pairs, indices, steps, progress: EpochProgress, initial_lr, hp, accelerator,
-                 stop: StopSignal) -> None:
+                 stop: StopSignal, run_name: str) -> None:
     """Train the steps of ``progress.epoch`` from ``progress.step`` on, updating ``progress``;
-    returns early (``progress.step < steps``) when SIGTERM arrived."""
+    returns early (``progress.step < steps``) when SIGTERM arrived, raises TrainingDiverged when
+    the loss stops being finite."""
     model.train()
     method = accelerator.unwrap_model(model)
     epoch, first = progress.epoch, progress.step
@@ -270,6 +287,7 @@ def _train_epoch(model, optimizer, pairs, indices, steps, progress: EpochProgres
     seeds = step_seeds(hp["seed"], epoch, steps)[first:]
     loss_sum = torch.tensor(progress.loss_sum, device=accelerator.device)
     z_std_sum = torch.tensor(progress.z_std_sum, device=accelerator.device)
+    first_bad = torch.tensor(-1, device=accelerator.device)  # the first step with a non-finite loss
     tic = time.time()
     for step, (view1, view2) in enumerate(pairs.pairs(batches, seeds), start=first):
         lr = apply_scheduled_lr(optimizer, initial_lr, epoch, step, steps, hp)
@@ -285,6 +303,11 @@ def _train_epoch(model, optimizer, pairs, indices, steps, progress: EpochProgres
         loss_sum += out.loss.detach().float()
         z_std_sum += normalized_std(out.projections)
         progress.step = step + 1
+        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(out.loss.detach()), step, first_bad)
+        # Reading the flag syncs with the device: every step on a CPU, where that is free, every
+        # DIVERGENCE_CHECK_EVERY steps (and at the epoch's end) on an accelerator.
+        if view1.device.type == "cpu" or progress.step % DIVERGENCE_CHECK_EVERY == 0 or progress.step == steps:
+            _stop_if_diverged(first_bad, epoch, steps, initial_lr, hp, run_name)
         if hp["log_every"] and (step + 1) % hp["log_every"] == 0:
             accelerator.print(f"  epoch {epoch + 1} step {step + 1}/{steps} loss {float(loss_sum) / (step + 1):.4f} "
                               f"lr {lr:.4g}", flush=True)

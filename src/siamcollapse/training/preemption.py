@@ -14,9 +14,8 @@ from types import FrameType
 from typing import Self
 
 import torch
-import torch.distributed as dist
 
-from ..distributed import is_distributed
+from ..distributed import all_reduce_max, is_distributed
 
 
 class StopSignal:
@@ -40,6 +39,4 @@ class StopSignal:
         """Whether any process got the signal (a collective: every process must call it)."""
         if not is_distributed():
             return self.received
-        flag = torch.tensor([float(self.received)], device=device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
+        return bool(all_reduce_max(torch.tensor([float(self.received)], device=device)).item())
