@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import deep_merge, get_dotted
+from .data.folders import check_splits
 from .errors import UserInputError
 from .layout import OutputTree, RunDir
 from .models.naming import model_name, relevant_model
@@ -401,10 +402,13 @@ def pretrain_settings(config: dict[str, Any], run: Run) -> dict[str, Any]:
 
 
 def check_dataset_root(config: dict[str, Any]) -> None:
-    """A dataset the pipeline does not generate must already be on disk."""
+    """A dataset the pipeline does not generate must already be on disk, an image folder with
+    every split, the same classes in each and no empty class folder: checked before any job."""
     dataset = config["dataset"]
     if dataset["source"] != "embedded" and not Path(dataset["root"]).is_dir():
         raise UserInputError(
             f"key 'dataset.root': {dataset['root']} does not exist (source '{dataset['source']}' is read "
             "from disk, never downloaded); set dataset.root, e.g. --config dataset.root=PATH"
         )
+    if dataset["source"] == "imagefolder":
+        check_splits(Path(dataset["root"]))

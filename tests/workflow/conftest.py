@@ -56,6 +56,15 @@ def in_project(project: Path, tool: str, *args: str | Path, check: bool = True, 
     return _run([str(BIN / tool), *map(str, args)], project, check, timeout)
 
 
+def stand_in_image_folder(root: Path) -> Path:
+    """An image folder that passes the pre-flight check (every split, one class, one image file,
+    never decoded): enough for dry-runs of the configs that read a dataset from disk."""
+    for split in ("train", "val"):
+        (root / split / "class").mkdir(parents=True, exist_ok=True)
+        (root / split / "class" / "0.png").write_bytes(b"")
+    return root
+
+
 def copy_project(dest: Path) -> Path:
     """The project's workflow files in ``dest``, a DVC project without git (the code stays installed)."""
     for name in PROJECT_FILES:

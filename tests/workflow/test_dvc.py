@@ -12,17 +12,17 @@ import yaml
 from siamcollapse.dvc_yaml import CHECK_STAGE
 from siamcollapse.plan import RANDOM_INIT
 
-from .conftest import REPO, copy_project, edit_yaml, in_project, runs_of_test_config
+from .conftest import REPO, copy_project, edit_yaml, in_project, runs_of_test_config, stand_in_image_folder
 from .test_snakemake import CONFIGS
 
 TEST_PIPELINE = "workflow/dvc/test/dvc.yaml"
 
 
 def dataset_root_in_project(project: Path, config_name: str) -> None:
-    """Configs that read a dataset from disk get an (empty but existing) root inside the project."""
+    """Configs that read a dataset from disk get a stand-in root inside the project."""
     config = yaml.safe_load((project / config_name).read_text())
     if config["dataset"]["source"] != "embedded":
-        (project / "dataset").mkdir(exist_ok=True)
+        stand_in_image_folder(project / "dataset")
         edit_yaml(project / config_name, ("dataset.root", "dataset"))
 
 

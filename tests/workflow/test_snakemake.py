@@ -11,19 +11,18 @@ import yaml
 from siamcollapse import plan
 from siamcollapse.config import load_experiment
 
-from .conftest import REPO, snakemake
+from .conftest import REPO, snakemake, stand_in_image_folder
 
 CONFIGS = ["config.yaml", *sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").glob("*.yaml"))]
 STAGES = {"pretrain", "extract_features", "linear_probe", "knn", "make_subset", "collect_tables", "plot_figures"}
 
 
 def external_dataset_override(config_name: str, workdir: Path) -> list[str]:
-    """Configs that read a dataset from disk get an (empty but existing) root in the scratch dir."""
+    """Configs that read a dataset from disk get a stand-in root in the scratch dir."""
     config = yaml.safe_load((REPO / config_name).read_text())
     if config.get("dataset", {}).get("source", "embedded") == "embedded":
         return []
-    root = workdir / "dataset"
-    root.mkdir(exist_ok=True)
+    root = stand_in_image_folder(workdir / "dataset")
     override = workdir / "override.yaml"
     override.write_text(yaml.safe_dump({"dataset": {"root": str(root)}}))
     return [str(override)]

@@ -26,13 +26,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from siamcollapse.data.augment import eval_resize_side
+from siamcollapse.data.folders import FOLDER_SOURCES, SPLITS, scan_image_folder
 from siamcollapse.errors import UserInputError
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
-FOLDER_SOURCES = ("embedded", "imagefolder")
 TORCHVISION_SOURCES = ("cifar10", "cifar100", "stl10")
 SOURCES = FOLDER_SOURCES + TORCHVISION_SOURCES
-SPLITS = ("train", "val")
 
 _NEVER_DOWNLOADS = (
     "The pipeline never downloads data: fetch it once on a machine with internet access "
@@ -66,76 +64,6 @@ def print_progress(label: str, done: int, total: int) -> None:
 def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise UserInputError(f"Unknown split {split!r}: use one of {', '.join(SPLITS)}.")
-
-
-def _visible_children(folder: Path) -> list[Path]:
-    """Children sorted by name, hidden entries (``.ipynb_checkpoints``...) skipped."""
-    return sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: p.name)
-
-
-def _class_dirs(root: Path, split: str) -> list[Path]:
-    """The class folders of ``root/split``, sorted by name; errors name what is missing."""
-    root = Path(root)
-    if not root.is_dir():
-        raise UserInputError(f"Dataset root {root} does not exist: check the data root path.")
-    split_dir = root / split
-    if not split_dir.is_dir():
-        raise UserInputError(
-            f"Split folder {split_dir} does not exist: an image-folder dataset needs "
-            f"{root}/{split}/<class_name>/<images>."
-        )
-    class_dirs = [p for p in _visible_children(split_dir) if p.is_dir()]
-    if not class_dirs:
-        raise UserInputError(
-            f"No class folders in {split_dir}: put each class's images in {split_dir}/<class_name>/."
-        )
-    return class_dirs
-
-
-def _training_classes(root: Path, split: str, class_dirs: list[Path]) -> list[str]:
-    """The training split's class list, once ``split`` is shown to hold exactly its classes.
-
-    Labels are positions in that list for every split: sorted per split, a val folder lacking
-    one class (or holding a renamed one) would shift every later label without an error.
-    """
-    classes = [p.name for p in _class_dirs(root, "train")]
-    names = [p.name for p in class_dirs]
-    extra, missing = sorted(set(names) - set(classes)), sorted(set(classes) - set(names))
-    if extra or missing:
-        found = [f"{Path(root) / split} has {extra} that {Path(root) / 'train'} lacks" if extra else "",
-                 f"{Path(root) / 'train'} has {missing} that {Path(root) / split} lacks" if missing else ""]
-        raise UserInputError(
-            f"The {split} and train splits hold different classes: {'; '.join(f for f in found if f)}. Labels "
-            "are the training split's classes, so every split needs the same class folders."
-        )
-    return classes
-
-
-def scan_image_folder(root: Path, split: str) -> tuple[list[Path], list[int], list[str]]:
-    """List ``root/split/<class>/<image>`` files in deterministic order, without decoding.
-
-    Returns (files, labels, classes); label ``i`` is ``classes[i]``, the training split's class
-    list whatever ``split`` (another split must hold the same class folders).
-    """
-    class_dirs = _class_dirs(root, split)
-    classes = [p.name for p in class_dirs] if split == "train" else _training_classes(root, split, class_dirs)
-    label_of = {name: label for label, name in enumerate(classes)}
-    files: list[Path] = []
-    labels: list[int] = []
-    for class_dir in class_dirs:
-        images = [
-            p
-            for p in _visible_children(class_dir)
-            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-        ]
-        if not images:
-            raise UserInputError(
-                f"Empty class folder {class_dir}: it holds no images "
-                f"({', '.join(sorted(IMAGE_EXTENSIONS))}); add images or remove the folder."
-            )
-        files.extend(images)
-        labels.extend([label_of[class_dir.name]] * len(images))
-    return files, labels, classes
 
 
 def resize_center_crop(image: Image.Image, size: int) -> Image.Image:
