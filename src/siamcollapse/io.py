@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .errors import UserInputError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -56,6 +58,44 @@ def save_torch(path: str | os.PathLike, obj: Any) -> None:
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+class UnreadableFile(UserInputError):
+    """A file a stage reads is truncated or corrupt; the message names it and how to regenerate it."""
+
+    def __init__(self, path: Path, exc: BaseException) -> None:
+        self.path = path
+        self.cause = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+        super().__init__(f"{path} is unreadable ({self.cause}): it is truncated or corrupt. Delete it and rerun "
+                         "the workflow (snakemake or dvc repro), which regenerates a missing file with the stage "
+                         "that writes it")
+
+
+def load_torch(path: str | os.PathLike) -> Any:
+    """``torch.load`` of a file this pipeline wrote (on the CPU); an unreadable file is an
+    ``UnreadableFile`` naming it, never a bare PytorchStreamReader error."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as exc:
+        raise UnreadableFile(path, exc) from exc
+
+
+def load_npy(path: str | os.PathLike) -> Any:
+    """``numpy.load`` of an .npy array, with the same error as ``load_torch`` when unreadable."""
+    import numpy as np
+
+    path = Path(path)
+    try:
+        return np.load(path)
+    except (ValueError, EOFError, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise UnreadableFile(path, exc) from exc
 
 
 def save_figure(path: str | os.PathLike, fig: Any, **kwargs: Any) -> None:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from ..io import load_npy
 from ..layout import FeatureDir
 
 
 def load_features(features_dir: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     files = FeatureDir(features_dir)
-    return torch.from_numpy(np.load(files.features(split))), torch.from_numpy(np.load(files.labels(split)))
+    return torch.from_numpy(load_npy(files.features(split))), torch.from_numpy(load_npy(files.labels(split)))

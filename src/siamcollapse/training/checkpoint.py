@@ -15,7 +15,7 @@ import torch
 
 from ..errors import UserInputError
 from ..fingerprint import state_fingerprint, tensors_fingerprint
-from ..io import save_torch
+from ..io import UnreadableFile, load_torch, save_torch
 from ..layout import RunDir
 
 
@@ -32,7 +32,13 @@ def load_resume_state(run_dir: Path, expected_hash: str) -> dict[str, Any] | Non
     path = RunDir(Path(run_dir)).resume
     if not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        state = load_torch(path)
+    except UnreadableFile as exc:  # e.g. truncated by a kill mid-save on a filesystem without atomic rename
+        aside = path.with_name(path.name + ".unreadable")
+        path.replace(aside)
+        print(f"warning: {path} is unreadable ({exc.cause}); moved it to {aside} and starting afresh", flush=True)
+        return None
     if state.get("settings_hash") != expected_hash:
         print(f"ignoring {path}: it was trained with other settings; starting afresh", flush=True)
         return None
@@ -61,7 +67,7 @@ def _read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return load_torch(path)
 
 
 def load_backbone(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:

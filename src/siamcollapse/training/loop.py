@@ -36,7 +36,7 @@ from ..data.subsets import fixed_sample, read_subset
 from ..distributed import all_reduce_max, sync_batch_norm
 from ..errors import TrainingDiverged, TrainingInterrupted, UserInputError
 from ..evaluation.collapse_monitor import CollapseMonitor
-from ..io import save_torch, write_json, write_text
+from ..io import load_torch, save_torch, write_json, write_text
 from ..layout import RunDir
 from ..methods import build_method
 from ..methods.losses import normalized_std
@@ -242,7 +242,7 @@ def _restore(model, optimizer, files: RunDir, settings, segment: Segment, last_e
     if state is not None and _epochs_begun(state) > last_epoch:
         state = None  # a later segment's progress; this segment must stop earlier
     if state is None and segment.init_state is not None:
-        state = torch.load(segment.init_state, map_location="cpu", weights_only=False)
+        state = load_torch(segment.init_state)
         if state.get("settings_hash") != segment.init_hash:
             raise UserInputError(f"{segment.init_state} was trained with other settings than this run continues "
                                  "from; rerun the stage that writes it")
