@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -376,12 +377,14 @@ def test_streaming_from_disk_trains_and_extracts_the_same_features_as_in_memory(
     assert run_cli(*pretrain_args(pipeline.config, "tiny-100pct", tiny_dataset, pipeline.subset, run_dir),
                    *streaming) == 0
     assert len((run_dir / "train_log.csv").read_text().splitlines()) == 3
+    assert all(row["rankme"] for row in csv.DictReader((run_dir / "train_log.csv").open()))  # tracked, decoded from disk
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["in_memory"] is False
     out = tmp_path / "extract"
     assert run_cli(*extract_args(pipeline.config, pipeline.run_dir / "checkpoint.pt", tiny_dataset, out),
                    *streaming) == 0
     for name in ["train.npy", "val.npy"]:
         assert np.allclose(np.load(out / "features" / name), np.load(pipeline.run_dir / "features" / name), atol=1e-5)
+    assert read_json(out / "spectrum.json")["lidar_images"] == 30  # views cropped from images decoded one by one
 
 
 def test_pretrain_refuses_the_subset_of_another_fraction(tiny_dataset: Path, tmp_path: Path, capsys):

@@ -337,17 +337,12 @@ def class_names(source: str, root: Path, split: str) -> list[str]:
     return scan_labels(source, root, split)[1]
 
 
-def load_sample(data: dict[str, Any], root: Path, split: str, indices: np.ndarray,
-                for_training: bool = False) -> torch.Tensor | list[torch.Tensor]:
-    """The uint8 images at ``indices`` of a split, as pretraining or evaluation sees them.
-
-    In-memory datasets give one [n,3,S,S] tensor (decoded at ``image_size`` as every stage
-    does). Streamed ones are decoded image by image: at the evaluation transform (one tensor),
-    or ``for_training`` at the training resize (a list: sizes differ, crops come later).
-    """
-    if data["in_memory"]:
-        return load_split(data["source"], root, split, data["image_size"], progress=False).images[torch.as_tensor(indices)]
-    transform = shorter_side_resize(train_resize_side(data["image_size"])) if for_training else None
-    stream = ImageFolderStream(root, split, data["image_size"], transform=transform)
+def decode_images(root: Path, split: str, image_size: int, indices: np.ndarray,
+                  for_training: bool = False) -> torch.Tensor | list[torch.Tensor]:
+    """The uint8 images at ``indices`` of an image-folder split, decoded one by one (for data too
+    large to hold in memory): at the evaluation transform (one [n,3,S,S] tensor), or
+    ``for_training`` at the training resize (a list: sizes differ, crops come later)."""
+    transform = shorter_side_resize(train_resize_side(image_size)) if for_training else None
+    stream = ImageFolderStream(root, split, image_size, transform=transform)
     images = [stream[int(i)][0] for i in indices]
     return images if for_training else torch.stack(images)

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from ..data.augment import BatchAugment, eval_transform
 from ..data.loaders import augment_config
-from ..data.sources import ImageFolderStream, count_split, load_sample, load_split
+from ..data.sources import ImageFolderStream, LabeledImages, count_split, decode_images, load_split
 from ..data.subsets import fixed_sample
 from ..fingerprint import state_fingerprint
 from ..io import atomic_path, write_json
@@ -52,10 +52,12 @@ class RawPixels(torch.nn.Module):
         return images.flatten(1)
 
 
-def _image_batches(data: dict[str, Any], root: Path, split: str, batch_size: int,
-                   num_workers: int) -> tuple[int, Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+def _image_batches(data: dict[str, Any], root: Path, split: str, batch_size: int, num_workers: int,
+                   decoded: LabeledImages | None = None) -> tuple[int, Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+    """(count, batches of (uint8 images, labels)) of a split: from ``decoded`` or decoded here
+    when the dataset is held in memory, else streamed from disk."""
     if data["in_memory"]:
-        images = load_split(data["source"], root, split, data["image_size"])
+        images = decoded if decoded is not None else load_split(data["source"], root, split, data["image_size"])
         batches = ((images.images[i:i + batch_size], images.labels[i:i + batch_size])
                    for i in range(0, len(images), batch_size))
         return len(images), batches
@@ -80,10 +82,11 @@ class LidarSettings:
 
 @torch.no_grad()
 def extract_split(backbone: torch.nn.Module, data: dict[str, Any], root: Path, split: str, out_dir: Path,
-                  batch_size: int, num_workers: int, device: torch.device) -> dict[str, SpectrumAccumulator]:
+                  batch_size: int, num_workers: int, device: torch.device,
+                  decoded: LabeledImages | None = None) -> dict[str, SpectrumAccumulator]:
     """Write ``<split>.npy`` (N x d float32) and ``<split>_labels.npy``; return the spectrum
     states of the raw and of the L2-normalised features (``{"raw": ..., "l2": ...}``)."""
-    count, batches = _image_batches(data, root, split, batch_size, num_workers)
+    count, batches = _image_batches(data, root, split, batch_size, num_workers, decoded)
     spectra = {kind: SpectrumAccumulator(backbone.feature_dim) for kind in ("raw", "l2")}
     files = FeatureDir(out_dir)
     features_path, labels_path = files.features(split), files.labels(split)
@@ -108,10 +111,12 @@ def extract_split(backbone: torch.nn.Module, data: dict[str, Any], root: Path, s
 
 
 def _lidar(backbone: torch.nn.Module, data: dict[str, Any], root: Path, settings: LidarSettings, batch_size: int,
-           device: torch.device) -> dict[str, Any]:
-    """LiDAR of the raw and L2-normalised features (None where undefined), and how it was measured."""
+           device: torch.device, train: LabeledImages | None) -> dict[str, Any]:
+    """LiDAR of the raw and L2-normalised features (None where undefined), and how it was measured;
+    ``train`` is the decoded training split of an in-memory dataset."""
     indices = fixed_sample(count_split(data["source"], root, "train"), settings.images)
-    images = load_sample(data, root, "train", indices, for_training=True)
+    images = train.images[torch.from_numpy(indices)] if train is not None \
+        else decode_images(root, "train", data["image_size"], indices, for_training=True)
     augment = BatchAugment(augment_config(settings.augment), data["image_size"])
     embeddings = augmented_embeddings(backbone, images, augment, settings.views, batch_size, device)
     try:
@@ -138,9 +143,14 @@ def extract(backbone: torch.nn.Module, fingerprint: str, data: dict[str, Any], r
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     backbone = backbone.to(device).eval()
     out_dir.mkdir(parents=True, exist_ok=True)
-    states = {split: extract_split(backbone, data, root, split, out_dir, batch_size, num_workers, device)
+    # An in-memory dataset is decoded once, for the features and for LiDAR's views.
+    decoded = {split: load_split(data["source"], root, split, data["image_size"])
+               for split in FEATURE_SPLITS} if data["in_memory"] else {}
+    states = {split: extract_split(backbone, data, root, split, out_dir, batch_size, num_workers, device,
+                                   decoded.get(split))
               for split in FEATURE_SPLITS}
-    lidar_record = _lidar(backbone, data, root, lidar, batch_size, device) if lidar and lidar.images else {}
+    lidar_record = (_lidar(backbone, data, root, lidar, batch_size, device, decoded.get("train"))
+                    if lidar and lidar.images else {})
     if state_fingerprint(backbone) != fingerprint:
         raise RuntimeError("the backbone changed during feature extraction")
     write_json(FeatureDir(out_dir).meta, {"fingerprint": fingerprint, "source": source, "dim": backbone.feature_dim,

@@ -26,7 +26,7 @@ from ..data.augment import BatchAugment, BatchShare
 from ..data.loaders import InMemoryPairs, StreamingPairs, augment_config
 from ..data.sources import (
     ImageFolderStream,
-    load_sample,
+    decode_images,
     load_split,
     scan_labels,
     shorter_side_resize,
@@ -201,7 +201,7 @@ def _collapse_monitor(settings: dict[str, Any], data_root: Path, num_train: int,
     sample = fixed_sample(num_train, hp["track_images"])
     # In-memory pairs already hold the decoded images (at the evaluation size); others are read.
     images = pairs.images[torch.from_numpy(sample).to(pairs.images.device)] if isinstance(pairs, InMemoryPairs) \
-        else load_sample(data, data_root, "train", sample)
+        else decode_images(data_root, "train", data["image_size"], sample)
     return CollapseMonitor(images, data["image_size"], device)
 
 
