@@ -18,21 +18,39 @@ import yaml
 from .errors import UserInputError
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
-# libyaml's loader where PyYAML has it: the schema is read by every stage and Snakemake start, and
-# the pure-Python loader takes ten times as long.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """libyaml's loader where PyYAML has it (the schema is read by every stage and Snakemake
+    start; the pure-Python loader takes ten times as long), refusing a key given twice in one
+    mapping: YAML would keep the last silently, so a run group defined twice would vanish."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor`: keys written beside it override the merged ones, by design
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice in one mapping (line {mark.line + 1})", mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A config file's mapping; errors name the file (and, for YAML errors, the line)."""
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"config file not found: {path}")
     try:
-        data = yaml.load(path.read_text(), Loader=_LOADER)
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
-        raise UserInputError(f"{path} is not valid YAML: {exc}") from exc
+        raise UserInputError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from exc
     if data is None:
-        return {}
+        raise UserInputError(f"{path} is empty: a config file holds a mapping of config keys "
+                             "(to run the defaults, give config.yaml)")
     if not isinstance(data, dict):
         raise UserInputError(f"{path} must hold a mapping of config keys, not {type(data).__name__}")
     return data
@@ -54,13 +72,17 @@ def fill_defaults(instance: dict, schema: dict, root: dict | None = None) -> dic
     Only named ``properties`` are filled, never entries matched by ``additionalProperties``:
     a run group's partial ``model``/``pretrain`` overrides must stay partial, so the top-level
     values they do not override still apply. Nor are defaults filled inside a node marked
-    ``x-overrides`` (a method's augmentation overrides), for the same reason.
+    ``x-overrides`` (a method's augmentation overrides), for the same reason; but where such a
+    node has a default of its own (MoCo-v3's and BYOL's augmentation), a partial value merges
+    into it: an override changes only the keys it names.
     """
     root = root if root is not None else schema
     for name, subschema in schema.get("properties", {}).items():
         subschema = _resolve(subschema, root)
         if name not in instance and "default" in subschema:
             instance[name] = copy.deepcopy(subschema["default"])
+        elif subschema.get("x-overrides") and isinstance(subschema.get("default"), dict) and isinstance(instance[name], dict):
+            instance[name] = deep_merge(subschema["default"], instance[name])
         if isinstance(instance.get(name), dict) and "properties" in subschema and not subschema.get("x-overrides"):
             fill_defaults(instance[name], subschema, root)
     return instance

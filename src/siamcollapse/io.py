@@ -61,14 +61,22 @@ def save_torch(path: str | os.PathLike, obj: Any) -> None:
 
 
 class UnreadableFile(UserInputError):
-    """A file a stage reads is truncated or corrupt; the message names it and how to regenerate it."""
+    """A file a stage reads is truncated or corrupt. The file is moved aside (``<name>.unreadable``),
+    so that the next run of either engine finds it missing and regenerates it with the stage that
+    writes it; the message names both paths."""
 
     def __init__(self, path: Path, exc: BaseException) -> None:
         self.path = path
         self.cause = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
-        super().__init__(f"{path} is unreadable ({self.cause}): it is truncated or corrupt. Delete it and rerun "
-                         "the workflow (snakemake or dvc repro), which regenerates a missing file with the stage "
-                         "that writes it")
+        self.aside: Path | None = path.with_name(path.name + ".unreadable")
+        try:
+            path.replace(self.aside)
+        except OSError:  # a read-only tree: the user deletes it
+            self.aside = None
+        todo = (f"moved it to {self.aside}: rerun the workflow (snakemake or dvc repro), which regenerates it"
+                if self.aside else "delete it and rerun the workflow (snakemake or dvc repro), which regenerates it")
+        super().__init__(f"{path} is unreadable ({self.cause}): it is truncated or corrupt; {todo} with the "
+                         "stage that writes it")
 
 
 def load_torch(path: str | os.PathLike) -> Any:

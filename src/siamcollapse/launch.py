@@ -25,7 +25,6 @@ from pathlib import Path
 from .errors import UserInputError
 
 PORT_BASE, PORT_SPAN = 20000, 20000  # rendezvous ports 20000..39999, below Linux's ephemeral range
-MULTI_NODE_FAMILIES = ("pretrain", "distill")  # the stages that train (and so may span nodes)
 
 
 def launch_prefix(resources: Mapping[str, int]) -> str:
@@ -41,19 +40,6 @@ def launch_prefix(resources: Mapping[str, int]) -> str:
     if nodes == 1:
         return launch
     return f"srun --nodes {nodes} --ntasks-per-node 1 --kill-on-bad-exit=1 {launch}"
-
-
-def check_resources(resources: Mapping[str, Mapping[str, int]]) -> None:
-    """Multi-node jobs must be training stages on GPUs (one launcher per node, one process per GPU)."""
-    for family, values in resources.items():
-        if values.get("nodes", 1) == 1:
-            continue
-        if family not in MULTI_NODE_FAMILIES:
-            raise UserInputError(f"resources.{family}.nodes: only {' and '.join(MULTI_NODE_FAMILIES)} jobs span "
-                                 "several nodes; set it to 1")
-        if values.get("gpu", 0) < 1:
-            raise UserInputError(f"resources.{family}.nodes is {values['nodes']}: a multi-node job trains on GPUs, "
-                                 f"so resources.{family}.gpu (GPUs per node) must be at least 1")
 
 
 def slurm_first_host(nodelist: str) -> str:

@@ -408,7 +408,8 @@ def check_dataset_root(config: dict[str, Any]) -> None:
     if dataset["source"] != "embedded" and not Path(dataset["root"]).is_dir():
         raise UserInputError(
             f"key 'dataset.root': {dataset['root']} does not exist (source '{dataset['source']}' is read "
-            "from disk, never downloaded); set dataset.root, e.g. --config dataset.root=PATH"
+            "from disk, never downloaded); set dataset.root in the config file, or on Snakemake's command line "
+            "with --config 'dataset={root: PATH}'"
         )
     if dataset["source"] == "imagefolder":
         check_splits(Path(dataset["root"]))

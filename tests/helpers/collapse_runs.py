@@ -78,7 +78,7 @@ def train_log(final: dict[str, float], epochs: int = 6, track_every: int = 2, tr
     rows = []
     for epoch in range(1, epochs + 1):
         row: dict[str, Any] = {"epoch": epoch, "steps": 10 * epoch, "loss": -0.5 - 0.01 * epoch, "lr": 0.05,
-                               "images_per_s": 100.0, "z_std": 0.02, "z_std_healthy": True, "elapsed_s": 1.0 * epoch}
+                               "images_per_s": 100.0, "z_std": 0.02, "z_std_healthy": 0.0442, "elapsed_s": 1.0 * epoch}
         if tracked:
             on = epoch % track_every == 0
             row |= {m: final[m] * (0.5 + 0.5 * epoch / epochs) if on else None for m in SPECTRUM_METRICS}

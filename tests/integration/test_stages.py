@@ -22,6 +22,7 @@ from siamcollapse.spectrum_csv import read_spectrum
 from siamcollapse.stages import linear_probe as linear_probe_stage
 from siamcollapse.training import loop
 from siamcollapse.training.checkpoint import load_backbone
+from tests.helpers.stage_args import HEALTH_ARGS
 
 STAGES = ["prepare-data", "make-subset", "pretrain", "extract-features", "extract-raw-pixels", "linear-probe", "augmented-probe", "knn",
           "collect-tables", "plot-figures"]
@@ -242,6 +243,13 @@ def test_later_config_files_and_set_override_earlier_ones_for_knn(pipeline: Pipe
     assert {k for k in result if k.startswith("knn_top1_k")} == {"knn_top1_k5", "knn_top1_k1"}
 
 
+def test_knn_refuses_more_neighbours_than_training_images(pipeline: Pipeline, tmp_path: Path, capsys):
+    out = tmp_path / "knn.json"
+    assert run_cli("knn", "--config", pipeline.config, "--set", '{"knn": {"k": [5, 5000]}}',
+                   "--features-dir", pipeline.run_dir / "features", "--out", out) == 2
+    assert "key 'knn.k': 5000 neighbours" in capsys.readouterr().err and not out.exists()
+
+
 def test_probe_refuses_features_of_another_backbone(pipeline: Pipeline, tmp_path: Path, capsys):
     other = tmp_path / "other"
     assert run_cli("pretrain", "--config", pipeline.config, "--set", '{"pretrain": {"seed": 5}}',
@@ -356,7 +364,7 @@ def test_config_reading_stages_require_a_config_and_the_others_take_none(pipelin
 
 def test_collect_and_plot_read_the_run_outputs(pipeline: Pipeline, tmp_path: Path):
     table = tmp_path / "runs.csv"
-    assert run_cli("collect-tables", "--run-dirs", pipeline.run_dir, "--out-dir", tmp_path) == 0
+    assert run_cli("collect-tables", *HEALTH_ARGS, "--run-dirs", pipeline.run_dir, "--out-dir", tmp_path) == 0
     rows = table.read_text().splitlines()
     assert len(rows) == 2 and "tiny-100pct" in rows[1]
     assert run_cli("plot-figures", "--table", table, "--run-dirs", pipeline.run_dir, "--out-dir", tmp_path / "figures") == 0

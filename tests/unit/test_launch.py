@@ -8,7 +8,8 @@ import pytest
 
 from siamcollapse import cli
 from siamcollapse.errors import UserInputError
-from siamcollapse.launch import PORT_BASE, PORT_SPAN, accelerate_command, check_resources, launch_prefix, rendezvous
+from siamcollapse.launch import PORT_BASE, PORT_SPAN, accelerate_command, launch_prefix, rendezvous
+from siamcollapse.preflight import check_resources
 
 SLURM_NODE = {"SLURM_JOB_ID": "4242", "SLURM_NODEID": "1", "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_NNODES": "2"}
 

@@ -14,6 +14,7 @@ LAYERS = [
     ["methods", "evaluation"],
     ["training"],
     ["plan"],
+    ["preflight"],
     ["reporting"],
     ["stages", "launch", "dvc_yaml", "config_docs"],
     ["cli"],

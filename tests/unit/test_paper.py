@@ -24,6 +24,7 @@ from siamcollapse.reporting.tables import METRICS_TABLE_COLUMNS, build_run_table
 from siamcollapse.spectrum_csv import write_spectrum
 from tests.helpers import collapse_runs
 from tests.helpers.figures import Capture
+from tests.helpers.stage_args import HEALTH_ARGS
 
 NAN = float("nan")
 
@@ -434,7 +435,7 @@ def test_collect_and_plot_stages_end_to_end(tmp_path: Path, capsys: pytest.Captu
     run_dirs = [_write_run_dir(tmp_path / "runs", r, i, new_style=True) for i, r in enumerate(records)]
     run_dirs.append(_write_run_dir(tmp_path / "runs", old_style, len(records)))
     out = tmp_path / "tables"
-    assert cli.main(["collect-tables", "--run-dirs", *map(str, run_dirs), "--out-dir", str(out)]) == 0
+    assert cli.main(["collect-tables", *HEALTH_ARGS, "--run-dirs", *map(str, run_dirs), "--out-dir", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(TABLE_FILES)
     runs = pd.read_csv(out / "runs.csv").set_index("run")
     assert len(runs) == len(run_dirs)
@@ -453,7 +454,7 @@ def test_collect_and_plot_stages_end_to_end(tmp_path: Path, capsys: pytest.Captu
     assert (out / "runs.md").read_text().splitlines()[-1] == paper.index_line()
     assert PAPER_COLUMN not in (out / "strategies.md").read_text()
 
-    assert cli.main(["collect-tables", "--run-dirs", *map(str, run_dirs), "--out-dir", str(out), "--compare-to-paper"]) == 0
+    assert cli.main(["collect-tables", *HEALTH_ARGS, "--run-dirs", *map(str, run_dirs), "--out-dir", str(out), "--compare-to-paper"]) == 0
     strategies = pd.read_csv(out / "strategies.csv", dtype={PAPER_COLUMN: str}).set_index("training")
     assert strategies.at["SimSiam single-pass", PAPER_COLUMN] == "44.5"
     distillation = pd.read_csv(out / "distillation.csv").set_index("teacher run")
@@ -476,5 +477,5 @@ def test_collect_and_plot_stages_end_to_end(tmp_path: Path, capsys: pytest.Captu
 def test_collect_no_longer_takes_separate_output_files(tmp_path: Path) -> None:
     run_dir = _write_run_dir(tmp_path, _record("ss-r18", "simsiam", "resnet18"), 0)
     with pytest.raises(SystemExit) as exit_:
-        cli.main(["collect-tables", "--run-dirs", str(run_dir), "--out-csv", str(tmp_path / "t.csv")])
+        cli.main(["collect-tables", *HEALTH_ARGS, "--run-dirs", str(run_dir), "--out-csv", str(tmp_path / "t.csv")])
     assert exit_.value.code == 2 and not (tmp_path / "t.csv").exists()

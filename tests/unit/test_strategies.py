@@ -6,6 +6,7 @@ from itertools import pairwise
 import pytest
 import torch
 
+from siamcollapse.errors import UserInputError
 from siamcollapse.training.strategies import (
     chunk_of_epoch,
     chunk_ordering,
@@ -101,6 +102,11 @@ def test_every_epoch_has_the_same_steps_and_cycles_small_subsets():
     assert set(batches.flatten().tolist()) == set(subset.tolist())
     # each pass over the subset is a permutation: the first 7 entries hold every index once
     assert sorted(batches.flatten()[:7].tolist()) == subset.tolist()
+
+
+def test_a_batch_larger_than_the_epochs_pool_is_an_error_not_repeated_images():
+    with pytest.raises(UserInputError, match="batch_size 8 is more than the 5 images"):
+        epoch_batches(iid(batch_size=8), torch.arange(5), steps=2, epoch=0)
 
 
 def test_batches_are_reproducible_per_epoch_and_differ_between_epochs():

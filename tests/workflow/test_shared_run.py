@@ -55,7 +55,7 @@ def check_results_of_the_test_config(project: Path) -> None:
 
 def planned(project: Path, *args: str) -> tuple[dict[str, int], set[str]]:
     """Jobs per rule, and the runs they touch, that Snakemake would execute now (dry-run)."""
-    proc = in_project(project, "snakemake", "-n", "--configfile", "configs/test.yaml", *args)
+    proc = in_project(project, "snakemake", "-n", *args, "--configfile", "configs/test.yaml")  # targets before it
     if "Nothing to be done" in proc.stdout + proc.stderr:
         return {}, set()
     return job_counts(proc.stdout), set(re.findall(r"wildcards: run=([^\s,]+)", proc.stdout))
@@ -106,6 +106,41 @@ def test_snakemake_reruns_only_invalidated_stages(local_test_run, tmp_path):
     assert '"lr": 0.2' in probe.read_text()
 
 
+def truncate(path: Path) -> bytes:
+    """Cut ``path`` to half its size (a kill mid-write on a filesystem without atomic rename); its bytes before."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return data
+
+
+def test_a_broken_or_missing_file_is_regenerated_on_the_next_run(local_test_run, tmp_path):
+    """A corrupt final checkpoint is named by the stage that reads it and moved aside: the next
+    run retrains that run. A deleted feature file is extracted again. A second config with its
+    own output folder shares the data root without regenerating the data."""
+    project = copy_tree(local_test_run, tmp_path / "project")
+    runs = project / "results" / "test" / "runs"
+    checkpoint = runs / "simsiam-resnet18-50pct" / "checkpoint.pt"
+    truncate(checkpoint)
+    target = (runs / "simsiam-resnet18-50pct" / "spectrum.json").relative_to(project)
+    failed = in_project(project, "snakemake", target, "--cores", "1", "--configfile", "configs/test.yaml", check=False)
+    log = (project / "results/test/logs/extract/simsiam-resnet18-50pct.log").read_text()
+    assert failed.returncode != 0 and f"{checkpoint.relative_to(project)} is unreadable" in log
+    assert not checkpoint.exists() and checkpoint.with_name("checkpoint.pt.unreadable").is_file()
+    jobs, planned_runs = planned(project, target)
+    assert jobs["pretrain"] == 1 and planned_runs == {"simsiam-resnet18-50pct"}
+
+    (runs / "mocov3-resnet18-100pct" / "features" / "val.npy").unlink()
+    jobs, planned_runs = planned(project)
+    assert jobs["extract_features"] == 2 and "mocov3-resnet18-100pct" in planned_runs
+    assert jobs["pretrain"] == 1  # the corrupt checkpoint's run; the deleted file's run keeps its own
+
+    other = project / "configs" / "other.yaml"
+    other.write_text((project / "configs/test.yaml").read_text().replace("output_dir: results/test",
+                                                                         "output_dir: results/other"))
+    dry_run = in_project(project, "snakemake", "-n", "--configfile", "configs/other.yaml").stdout
+    assert "prepare_data" not in job_counts(dry_run) and job_counts(dry_run)["make_subset"] == 2
+
+
 def test_dvc_reruns_only_invalidated_stages_of_a_snakemake_run_and_snakemake_agrees(local_test_run, tmp_path):
     """One command records Snakemake's work in DVC (the shared local run); DVC then has nothing to
     do, sees exactly what each edit invalidates, reruns that and what follows from it, and
@@ -117,6 +152,12 @@ def test_dvc_reruns_only_invalidated_stages_of_a_snakemake_run_and_snakemake_agr
     assert dvc_repro(project) == set()
 
     (project / "README.md").write_text((project / "README.md").read_text() + "\nAn unrelated note.\n")
+    assert changed_stages(project) == set()
+    # A corrupt checkpoint is a changed output: DVC reruns the stage that writes it.
+    checkpoint = project / "results/test/runs/simsiam-resnet18-50pct/checkpoint.pt"
+    intact = truncate(checkpoint)
+    assert {"pretrain-simsiam-resnet18-50pct", "extract_features-simsiam-resnet18-50pct"} <= changed_stages(project)
+    checkpoint.write_bytes(intact)
     assert changed_stages(project) == set()
 
     # Each edit changes exactly the stages that read what it edits (`dvc status`); a repro then

@@ -60,7 +60,11 @@ def test_lint_passes():
 @pytest.mark.parametrize(
     "override,key",
     [("pretrain={epochs: 0}", "pretrain.epochs"), ("linear_probe={learning_rate: 1}", "linear_probe.learning_rate"),
-     ("dataset={source: mnist}", "dataset.source")],
+     ("dataset={source: mnist}", "dataset.source"),
+     # what the config implies, found before any job (siamcollapse.preflight)
+     ("resources={pretrain: {gpu: 3}}", "runs.simsiam-resnet18.pretrain.batch_size"),
+     ("pretrain={batch_size: 4096}", "runs.simsiam-resnet18.pretrain.batch_size"),
+     ("knn={k: [5, 5000]}", "knn.k")],
 )
 def test_bad_config_is_one_clear_error_before_any_job(workdir, override, key):
     proc = snakemake(workdir, "--cores", "1", "--configfile", REPO / "configs/test.yaml", "--config", override,
@@ -69,6 +73,24 @@ def test_bad_config_is_one_clear_error_before_any_job(workdir, override, key):
     assert f"'{key}'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (workdir / "results").exists() and not (workdir / "data").exists()
+
+
+def test_a_key_given_twice_in_a_config_file_is_an_error_naming_it(workdir):
+    config = workdir / "twice.yaml"
+    config.write_text((REPO / "configs/test.yaml").read_text() + "knn: {k: [5]}\n")
+    proc = snakemake(workdir, "-n", "--configfile", config, check=False)
+    assert proc.returncode != 0 and "'knn' is given twice" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_missing_dataset_advice_works_as_written(workdir):
+    """The error for a dataset root that is not there suggests a --config override: it works."""
+    config = workdir / "folder.yaml"
+    config.write_text((REPO / "configs/test.yaml").read_text().replace("source: embedded", "source: imagefolder"))
+    proc = snakemake(workdir, "-n", "--configfile", config, check=False)
+    assert proc.returncode != 0 and "'dataset.root'" in proc.stderr
+    advice = re.search(r"--config '([^']+)'", proc.stderr)[1]
+    root = stand_in_image_folder(workdir / "images")
+    snakemake(workdir, "-n", "--configfile", config, "--config", advice.replace("PATH", str(root)))
 
 
 def test_command_line_overrides_reach_every_stage_command(workdir):

@@ -12,17 +12,18 @@ from pathlib import Path
 
 from siamcollapse import plan
 from siamcollapse.codedeps import stage_code
-from siamcollapse.config import nest_dotted_keys, validate_config
+from siamcollapse.config import load_yaml, nest_dotted_keys, validate_config
 from siamcollapse.errors import UserInputError
-from siamcollapse.launch import check_resources, launch_prefix
+from siamcollapse.launch import launch_prefix
 from siamcollapse.layout import FIGURE_NAMES, RUN_TABLE_FILES, TABLE_FILES
+from siamcollapse.preflight import check_experiment
 
 try:
+    for path in workflow.overwrite_configfiles or ["config.yaml"]:
+        load_yaml(path)  # what Snakemake's loader lets pass: a key given twice (the last would win)
     nest_dotted_keys(config)
     validate_config(config, source="config")
-    RUNS = plan.expand_runs(config)
-    plan.check_dataset_root(config)
-    check_resources(config["resources"])
+    RUNS = check_experiment(config)
 except UserInputError as exc:
     sys.exit(f"siamcollapse: invalid configuration: {exc}")
 
@@ -54,6 +55,13 @@ def config_args():
 
 
 CONFIG_ARGS = config_args()
+
+
+def config_param(wildcards, input):
+    """A stage's `--config ...` arguments, as a param Snakemake does not record (a function of
+    `input` is a derived param): a job's `settings` param records the values it reads, and which
+    file they came from is not among them, so two configs sharing a data root share its data."""
+    return CONFIG_ARGS
 
 
 wildcard_constraints:
@@ -145,10 +153,23 @@ def pretrain_input_args(wildcards, input):
     return " ".join(f"{flag} {getattr(input, name)}" for name, flag in options.items() if name in input.keys())
 
 
+def run_files(name):
+    """Every file the workflow writes into run `name`'s directory (but segment states)."""
+    run, files = RUNS[name], plan.run_dir(config, name)
+    trained = [] if run.is_raw_pixels else [files.checkpoint, files.train_log]
+    return [*trained, files.info, files.settings, *files.features.files(), files.spectrum, files.spectrum_summary,
+            files.linear_probe, files.knn]
+
+
 def final_targets():
+    """The tables and figures, and every file on the way to them: Snakemake regenerates a missing
+    file only if a requested target needs it, so a deleted checkpoint or feature file would
+    otherwise go unnoticed behind up-to-date tables."""
     return [
         *[str(TREE.tables / name) for name in TABLE_FILES],
         *[str(TREE.figures / name) for name in FIGURE_NAMES],
+        *[str(path) for name in RUNS for path in run_files(name)],
+        *[str(plan.subset_file(config, fraction)) for fraction in plan.fractions(config)],
     ]
 
 

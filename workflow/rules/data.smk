@@ -13,7 +13,7 @@ if config["dataset"]["source"] == "embedded":
         resources:
             **resources_of("default"),
         params:
-            config=CONFIG_ARGS,
+            config=config_param,
             settings=settings_of("prepare_data"),
         shell:
             "siamcollapse prepare-data {params.config} --out {output} --log {log}"
@@ -31,7 +31,7 @@ rule make_subset:
     resources:
         **resources_of("default"),
     params:
-        config=CONFIG_ARGS,
+        config=config_param,
         settings=settings_of("make_subset"),
         fraction=lambda w: FRACTION_OF_TAG[w.fraction],
     shell:

@@ -22,7 +22,7 @@ rule extract_features:
     resources:
         **resources_of("extract"),
     params:
-        config=CONFIG_ARGS,
+        config=config_param,
         settings=settings_of("extract_features"),
         features_dir=lambda w: plan.run_dir(config, w.run).features.path,
     shell:
@@ -49,7 +49,7 @@ rule extract_raw_pixels:
     resources:
         **resources_of("extract", gpus=False),
     params:
-        config=CONFIG_ARGS,
+        config=config_param,
         settings=settings_of("extract_raw_pixels"),
         features_dir=lambda w: plan.run_dir(config, w.run).features.path,
     shell:
@@ -71,7 +71,7 @@ rule linear_probe:
     resources:
         **resources_of("default"),
     params:
-        config=CONFIG_ARGS,
+        config=config_param,
         settings=settings_of("linear_probe"),
         features_dir=lambda w: plan.run_dir(config, w.run).features.path,
         checkpoint=lambda w, input: f"--checkpoint {input.checkpoint}" if "checkpoint" in input.keys() else "",
@@ -97,7 +97,7 @@ if AUGMENTED_PROBE:  # the paper's probe: augmented images through the frozen ba
         resources:
             **resources_of("extract"),
         params:
-            config=CONFIG_ARGS,
+            config=config_param,
             settings=settings_of("augmented_probe"),
         shell:
             "siamcollapse augmented-probe {params.config} --checkpoint {input.checkpoint} --data-root {input.data}"
@@ -116,7 +116,7 @@ rule knn:
     resources:
         **resources_of("default"),
     params:
-        config=CONFIG_ARGS,
+        config=config_param,
         settings=settings_of("knn"),
         features_dir=lambda w: plan.run_dir(config, w.run).features.path,
     shell:

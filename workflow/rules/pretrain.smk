@@ -10,7 +10,7 @@
 # through srun; `snakemake -n -p` shows the command.
 
 PRETRAIN_PARAMS = {
-    "config": CONFIG_ARGS,
+    "config": config_param,
     "settings": settings_of("pretrain"),
     "inputs": pretrain_input_args,
     "run_dir": lambda w: plan.run_dir(config, w.run).path,

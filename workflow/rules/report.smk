@@ -3,10 +3,13 @@
 # captions for the HTML report. The figures of the metrics tracked during training read the train
 # log of every run that has one (every run but the raw-pixel floor).
 
+TRAIN_LOGS = [plan.run_dir(config, run).train_log for run in plan.backbone_runs(RUNS)]
+
 
 rule collect_tables:
     input:
         info=[d.info for d in RUN_DIRS],
+        train_logs=TRAIN_LOGS,  # the health column reads each run's last epoch
         spectrum=[d.spectrum_summary for d in RUN_DIRS],
         linear=[d.linear_probe for d in RUN_DIRS],
         knn=[d.knn for d in RUN_DIRS],
@@ -32,16 +35,18 @@ rule collect_tables:
         run_dirs=[d.path for d in RUN_DIRS],
         settings=settings_of("collect_tables"),
         compare=lambda w: "--compare-to-paper" if config["report"]["compare_to_paper"] else "",
+        health=json.dumps(config["report"]["health"], sort_keys=True),
         out_dir=TREE.tables,
     shell:
-        "siamcollapse collect-tables --run-dirs {params.run_dirs} --out-dir {params.out_dir} {params.compare} --log {log}"
+        "siamcollapse collect-tables --run-dirs {params.run_dirs} --out-dir {params.out_dir} {params.compare}"
+        " --health {params.health:q} --log {log}"
 
 
 rule plot_figures:
     input:
         table=TREE.run_table,
         spectra=[d.spectrum for d in RUN_DIRS],
-        train_logs=[plan.run_dir(config, run).train_log for run in plan.backbone_runs(RUNS)],
+        train_logs=TRAIN_LOGS,
         code=code_of("plot_figures"),
     output:
         [

@@ -14,7 +14,7 @@ import torch
 from ..data.augment import eval_transform
 from ..metrics import SPECTRUM_METRICS, spectrum_metrics
 from .features import MEAN, STD
-from .spectrum import SpectrumAccumulator
+from .spectrum import NonFiniteFeatures, SpectrumAccumulator
 
 
 class CollapseMonitor:
@@ -43,7 +43,9 @@ class CollapseMonitor:
             backbone.train(was_training)
         try:
             values = spectrum_metrics(spectrum.singular_values())
-        except ValueError as err:  # a constant or non-finite representation: no spectrum to measure
+        except NonFiniteFeatures:
+            raise  # the run diverged: the training loop stops it
+        except ValueError as err:  # a constant representation: no spectrum to measure
             print(f"collapse metrics undefined: {err}", flush=True)
             values = dict.fromkeys(SPECTRUM_METRICS, float("nan"))
         self.seconds += time.time() - tic

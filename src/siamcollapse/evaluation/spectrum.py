@@ -13,6 +13,10 @@ import numpy as np
 import torch
 
 
+class NonFiniteFeatures(ValueError):
+    """The features hold NaN or infinite values: the network that made them has diverged."""
+
+
 class SpectrumAccumulator:
     def __init__(self, dim: int) -> None:
         self.count = 0
@@ -36,6 +40,10 @@ class SpectrumAccumulator:
         return self.gram - self.count * torch.outer(mean, mean)
 
     def singular_values(self) -> np.ndarray:
-        """Descending singular values of the centred feature matrix (float64)."""
-        eigenvalues = torch.linalg.eigvalsh(self.centred_gram()).clamp_min(0)
+        """Descending singular values of the centred feature matrix (float64); NonFiniteFeatures
+        when the features were not all finite (the eigensolver would fail without saying why)."""
+        gram = self.centred_gram()
+        if not torch.isfinite(gram).all():
+            raise NonFiniteFeatures(f"the {self.count} features hold NaN or infinite values")
+        eigenvalues = torch.linalg.eigvalsh(gram).clamp_min(0)
         return eigenvalues.sqrt().flip(0).numpy()

@@ -27,6 +27,7 @@ writes every table of ``layout.TABLE_FILES``: these, the run table, the forecast
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -41,6 +42,7 @@ from siamcollapse import io
 from siamcollapse.layout import METRICS_TABLE_FILE, RUN_TABLE_FILES
 from siamcollapse.names import DISTILL, RANDOM_INIT, RAW_PIXELS
 from siamcollapse.reporting import forecast
+from siamcollapse.reporting.health import health_note
 from siamcollapse.reporting.tables import (
     FLOOR_METHODS,
     MISSING,
@@ -315,6 +317,7 @@ class PaperTable:
     n: pd.DataFrame | None = None
     floors: str | None = None  # the chance level and floors line (tables.floors_line)
     probe_note: str | None = None  # which linear probe ours used, beside the paper's numbers
+    health: str | None = None  # the footnote naming the experiment's collapsed or diverged runs
 
     def _cell(self, column: str, index: Any, value: Any) -> str:
         if self.n is not None and column in self.n.columns and not column.endswith(PAPER_COLUMN):
@@ -358,7 +361,7 @@ class PaperTable:
             if self.probe_note:
                 notes.append(self.probe_note)
         parts = [f"# {self.title}", "\n".join(f"- {note}" for note in notes), *([self.floors] if self.floors else []),
-                 self.body()]
+                 self.body(), *([self.health] if self.health and not self.frame.empty else [])]
         return "\n\n".join(parts) + "\n"
 
     def write(self, out_dir: str | os.PathLike) -> list[Path]:
@@ -748,7 +751,7 @@ def write_result_tables(
     paths = [out_dir / name for name in RUN_TABLE_FILES]
     write_run_table(table, paths[0], paths[1], footer=index_line())
     for paper_table in paper_tables(table, compare_to_paper):
-        paths += paper_table.write(out_dir)
+        paths += dataclasses.replace(paper_table, health=health_note(table) or None).write(out_dir)
     paths += forecast.write_forecast(table, out_dir)
     paths.append(out_dir / METRICS_TABLE_FILE)
     write_csv(paths[-1], metrics_table([]) if metrics is None else metrics)

@@ -41,6 +41,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLo
 from siamcollapse import io, metrics
 from siamcollapse.layout import FIGURE_NAMES
 from siamcollapse.names import DISTILL, RANDOM_INIT, RAW_PIXELS
+from siamcollapse.reporting.health import unhealthy
 from siamcollapse.reporting.paper import (
     arch_sort_key,
     is_full_data,
@@ -62,6 +63,7 @@ from siamcollapse.reporting.tables import (
 LABEL_KEYS = ("method", "arch", "dataset_fraction", "strategy")  # required of every run's labels
 OPTIONAL_LABEL_KEYS = tuple(OPTIONAL_COLUMNS)  # warmup, hybrid K, teacher: used where present
 BASELINE_COLOR = "0.45"
+UNHEALTHY_COLOR = "tab:red"  # the ring around a collapsed or diverged run
 BASELINE_STYLE: dict[str, Any] = {
     "color": BASELINE_COLOR,
     "linestyle": "--",
@@ -462,6 +464,7 @@ def plot_auc_vs_fraction(table: pd.DataFrame, path: str | os.PathLike) -> None:
                             ecolor=colors[s.title], elinewidth=1.2, capsize=3, zorder=3)
             ax.scatter(s.rows["dataset_fraction"], s.rows["auc"], color=colors[s.title], s=12, alpha=0.5, zorder=2)
         baseline_lines(ax, table, "auc")
+        unhealthy_handles = mark_unhealthy(ax, table[~is_baseline(table)], "dataset_fraction", "auc")
         _percent_log_xaxis(
             ax,
             table.loc[~is_baseline(table), "dataset_fraction"].tolist(),
@@ -470,7 +473,9 @@ def plot_auc_vs_fraction(table: pd.DataFrame, path: str | os.PathLike) -> None:
         ax.set_ylabel("AUC (paper Eq. 2; 0.5 = flat, lower = less collapse)")
         ax.set_title("Dimensional collapse vs pretraining-set size")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small", title="training · arch (marker = method)", title_fontsize="small", **OUTSIDE_LEGEND)
+        handles, _labels = ax.get_legend_handles_labels()
+        ax.legend(handles=handles + unhealthy_handles, fontsize="small", title="training · arch (marker = method)",
+                  title_fontsize="small", **OUTSIDE_LEGEND)
 
 
 def _correlation_title(table: pd.DataFrame) -> str:
@@ -576,6 +581,17 @@ def accuracy_floor_lines(ax: Any, table: pd.DataFrame, column: str = "linear_top
     return handles
 
 
+def mark_unhealthy(ax: Any, points: pd.DataFrame, x: str, y: str) -> list[Line2D]:
+    """A red ring around every collapsed or diverged run of ``points`` (runs.csv's health column)."""
+    rows = unhealthy(points).dropna(subset=[x, y])
+    if rows.empty:
+        return []
+    ax.scatter(rows[x], rows[y], s=260, facecolors="none", edgecolors=UNHEALTHY_COLOR, linewidths=1.8, zorder=4)
+    return [Line2D([], [], linestyle="none", marker="o", markersize=13, markerfacecolor="none",
+                   markeredgecolor=UNHEALTHY_COLOR, markeredgewidth=1.8,
+                   label=f"collapsed or diverged ({len(rows)}; runs.md)")]
+
+
 def plot_auc_vs_accuracy(table: pd.DataFrame, path: str | os.PathLike) -> None:
     """Does less collapse mean better features? AUC against linear-probe top-1 for every run
     (every method, strategy, data size, seed and student), one colour per series, one marker per
@@ -585,7 +601,7 @@ def plot_auc_vs_accuracy(table: pd.DataFrame, path: str | os.PathLike) -> None:
     with figure(path, figsize=(9.5, 5.2)) as (_fig, axes):
         ax = axes[0, 0]
         handles = _scatter_series(ax, points, colors) + scatter_baselines(ax, points)
-        handles += accuracy_floor_lines(ax, table)
+        handles += accuracy_floor_lines(ax, table) + mark_unhealthy(ax, points, "auc", "linear_top1")
         ax.margins(0.1)  # room for the point annotations
         ax.set_xlabel("AUC (paper Eq. 2; lower = less collapse)")
         ax.set_ylabel("linear top-1 accuracy (%)")

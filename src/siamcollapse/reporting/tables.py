@@ -30,6 +30,7 @@ import pandas as pd
 from siamcollapse import io
 from siamcollapse.metrics import LIDAR, SPECTRUM_METRICS
 from siamcollapse.names import RANDOM_INIT, RAW_PIXELS
+from siamcollapse.reporting.health import HEALTH, OK, UNHEALTHY_MARK, health_note
 from siamcollapse.spectrum_csv import SPECTRUM_VARIANTS
 
 RUN_COLUMNS = [
@@ -53,6 +54,7 @@ FLOOR_METHODS = (RANDOM_INIT, RAW_PIXELS)  # untrained references: no data fract
 METRICS = [*SPECTRUM_METRICS, LIDAR, "effective_rank", "linear_top1", "knn_top1", "knn_top1_k200"]
 SD_SUFFIX = "_sd"
 N_SEEDS = "n_seeds"
+UNHEALTHY = "unhealthy_seeds"  # in a seed summary: how many of its runs are collapsed or diverged
 GROUP_COLUMNS = ["method", "arch", "strategy"]
 # Sort keys (and the value that stands for null) before the fraction: group first, then runs
 # that differ only in warmup, hybrid switch or teacher stay apart.
@@ -217,6 +219,7 @@ def summarise_seeds(table: pd.DataFrame) -> pd.DataFrame:
             row[metric] = values.mean() if len(values) else math.nan
             row[metric + SD_SUFFIX] = values.std(ddof=1) if len(values) > 1 else math.nan
         row[N_SEEDS] = len(members)
+        row[UNHEALTHY] = int((members[HEALTH] != OK).sum()) if HEALTH in members else 0
         seeds = members["seed"].dropna() if "seed" in members.columns else pd.Series(dtype=float)
         row["seeds"] = ", ".join(f"{seed:g}" for seed in seeds) if len(seeds) else MISSING
         if not is_missing(row.get("teacher")):
@@ -396,6 +399,8 @@ _OPTIONAL_NOTE = (
 def _cell(row: pd.Series, col: _Column) -> str:
     if row["method"] in FLOOR_METHODS and col.key == "dataset_fraction":
         return MISSING
+    if col.key == "run" and row.get(UNHEALTHY, 0):  # a setting with a collapsed or diverged seed
+        return f"{format_text(row['run'])} {UNHEALTHY_MARK}"
     sd = col.key + SD_SUFFIX
     if sd in row.index:  # a metric averaged over seeds: mean ± sd
         return format_mean_sd(row[col.key], row[sd], decimals=_DECIMALS.get(col.key, 1))
@@ -500,7 +505,7 @@ def run_table_markdown(
     """The whole Markdown summary of the per-run ``table``: title, metric notes, the chance level
     and floors, one row per setting (mean ± sd over its seeds), finding (and ``footer`` last)."""
     parts = [f"# {title}", _notes(table), floors_line(table), markdown_table(summarise_seeds(table)),
-             finding_line(table)]
+             *([health_note(table)] if health_note(table) else []), finding_line(table)]
     return "\n\n".join(parts + ([footer] if footer else [])) + "\n"
 
 

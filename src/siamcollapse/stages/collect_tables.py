@@ -10,11 +10,14 @@ outputs.
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 from pathlib import Path
 from typing import Any
 
 from ..io import read_json
 from ..layout import TABLE_FILES, RunDir
+from ..reporting.health import assess, non_finite_keys
 from ..reporting.paper import write_result_tables
 from ..reporting.tables import LABEL_FREE_COLUMNS, build_run_table, metrics_table, spectrum_metric_rows
 
@@ -29,6 +32,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="add the paper's published ImageNet linear top-1 beside ours (the config's report.compare_to_paper)",
     )
+    parser.add_argument("--health", type=json.loads, required=True, metavar="JSON",
+                        help="thresholds of the health column: the config's report.health, e.g. "
+                             '\'{"diverged_scale": 100, "collapsed_z_std": 0.2, "collapsed_effective_rank": 2}\'')
+
+
+def last_epoch(train_log: Path, columns: tuple[str, ...] = ("loss", "z_std", "z_std_healthy")) -> dict[str, float]:
+    """``columns`` of the last row of a run's train log ({} for a run that never trained)."""
+    if not train_log.is_file():
+        return {}
+    with open(train_log, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {key: float(rows[-1][key]) for key in columns if rows[-1].get(key) not in ("", None)} if rows else {}
 
 
 def run_record(run_dir: Path, spectrum: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -46,6 +61,11 @@ def run_record(run_dir: Path, spectrum: dict[str, Any] | None = None) -> dict[st
     record.update({k: v for k, v in knn.items() if k.startswith("knn_")})
     if "num_classes" in knn:  # for the chance level
         record["num_classes"] = knn["num_classes"]
+    # what the health column reads: the spectrum's scale and the last epoch's loss and z_std
+    last = last_epoch(files.train_log)
+    record.update(top_singular_value=spectrum.get("top_singular_value"), final_loss=last.get("loss"),
+                  z_std=last.get("z_std"), z_std_healthy=last.get("z_std_healthy"))
+    record["non_finite"] = non_finite_keys(record)
     return record
 
 
@@ -55,6 +75,6 @@ def run(args: argparse.Namespace, config: None) -> None:
         spectrum = read_json(RunDir(run_dir).spectrum_summary)
         records.append(run_record(run_dir, spectrum))
         rows += spectrum_metric_rows(records[-1], spectrum)
-    table = build_run_table(records)
+    table = assess(build_run_table(records), args.health)
     paths = write_result_tables(table, args.out_dir, compare_to_paper=args.compare_to_paper, metrics=metrics_table(rows))
     print(f"{len(table)} runs -> {', '.join(str(p) for p in paths)}")

@@ -9,7 +9,9 @@ from typing import Any
 
 import yaml
 
+from ..errors import TrainingDiverged
 from ..evaluation.features import LidarSettings, extract, write_spectrum_outputs
+from ..evaluation.spectrum import NonFiniteFeatures
 from ..names import BACKBONE_SOURCE
 from ..training.checkpoint import load_backbone
 
@@ -33,7 +35,11 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     # A trained run's views are its own training augmentation; an untrained floor has none of
     # its own and takes the experiment's.
     augment = yaml.safe_load(args.run_settings.read_text()).get("augment") or config["augment"]
-    spectra, lidar = extract(backbone, meta["fingerprint"], data, args.data_root, args.features_dir,
-                             evaluation["batch_size"], evaluation["num_workers"], BACKBONE_SOURCE,
-                             LidarSettings.from_config(evaluation, augment))
+    try:
+        spectra, lidar = extract(backbone, meta["fingerprint"], data, args.data_root, args.features_dir,
+                                 evaluation["batch_size"], evaluation["num_workers"], BACKBONE_SOURCE,
+                                 LidarSettings.from_config(evaluation, augment))
+    except NonFiniteFeatures as err:  # a run trained without tracking, whose weights blew up
+        raise TrainingDiverged(f"the backbone of {args.checkpoint} gives non-finite features ({err}): its run "
+                               "diverged; lower its base_lr and retrain it") from err
     write_spectrum_outputs(args.spectrum, args.summary, spectra, lidar)

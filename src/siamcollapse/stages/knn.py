@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserInputError
 from ..evaluation.feature_cache import load_features
 from ..evaluation.knn import knn_top1
 from ..io import write_json
@@ -22,6 +23,9 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     ks, temperature = config["knn"]["k"], config["knn"]["temperature"]
     train, train_labels = load_features(args.features_dir, "train")
     val, val_labels = load_features(args.features_dir, "val")
+    if max(ks) > len(train):  # found before any job where the config gives the dataset's size (preflight)
+        raise UserInputError(f"config: key 'knn.k': {max(ks)} neighbours, but the training features in "
+                             f"{args.features_dir} hold {len(train)} images; every k must be at most {len(train)}")
     accuracy = knn_top1(train, train_labels, val, val_labels, ks, temperature)
     # the classes, so that tables can print the chance level (100 / classes) beside every result
     num_classes = int(max(train_labels.max(), val_labels.max())) + 1

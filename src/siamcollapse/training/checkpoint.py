@@ -35,9 +35,7 @@ def load_resume_state(run_dir: Path, expected_hash: str) -> dict[str, Any] | Non
     try:
         state = load_torch(path)
     except UnreadableFile as exc:  # e.g. truncated by a kill mid-save on a filesystem without atomic rename
-        aside = path.with_name(path.name + ".unreadable")
-        path.replace(aside)
-        print(f"warning: {path} is unreadable ({exc.cause}); moved it to {aside} and starting afresh", flush=True)
+        print(f"warning: {path} is unreadable ({exc.cause}); moved it to {exc.aside} and starting afresh", flush=True)
         return None
     if state.get("settings_hash") != expected_hash:
         print(f"ignoring {path}: it was trained with other settings; starting afresh", flush=True)

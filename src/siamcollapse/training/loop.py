@@ -36,6 +36,7 @@ from ..data.subsets import fixed_sample, read_subset
 from ..distributed import all_reduce_max, sync_batch_norm
 from ..errors import TrainingDiverged, TrainingInterrupted, UserInputError
 from ..evaluation.collapse_monitor import CollapseMonitor
+from ..evaluation.spectrum import NonFiniteFeatures
 from ..io import load_torch, save_torch, write_json, write_text
 from ..layout import RunDir
 from ..methods import build_method
@@ -168,7 +169,7 @@ def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None
                          settings["run"]["run"])
             if progress.step < steps:
                 _save_interrupted(accelerator, model, optimizer, rows, settings, files, progress)
-            tracked = _track(monitor, accelerator.unwrap_model(model), epoch, hp)
+            tracked = _track(monitor, accelerator.unwrap_model(model), epoch, hp, settings["run"]["run"])
             rows.append({**_epoch_row(progress, steps, initial_lr, hp, accelerator, started), **tracked})
             progress = None
             if accelerator.is_main_process:
@@ -205,14 +206,21 @@ def _collapse_monitor(settings: dict[str, Any], data_root: Path, num_train: int,
     return CollapseMonitor(images, data["image_size"], device)
 
 
-def _track(monitor: CollapseMonitor | None, method, epoch: int, hp: dict[str, Any]) -> dict[str, float]:
+def _track(monitor: CollapseMonitor | None, method, epoch: int, hp: dict[str, Any], run_name: str) -> dict[str, float]:
     """The collapse metrics of the backbone after 0-based ``epoch``, on epochs that are tracked
     (every ``track_every``-th and the last); {} on the others."""
     done = epoch + 1
     if monitor is None or (done % hp["track_every"] and done != hp["epochs"]):
         return {}
     before = monitor.seconds
-    values = {name: float(f"{value:.6g}") for name, value in monitor.measure(method.backbone).items()}
+    try:
+        measured = monitor.measure(method.backbone)
+    except NonFiniteFeatures as err:  # the loss can stay finite (SimSiam's is a bounded cosine) while weights blow up
+        raise TrainingDiverged(
+            f"run '{run_name}': the backbone's features became non-finite by the end of epoch {done} ({err}, "
+            f"tracked on {len(monitor.images)} fixed training images); training stopped and no checkpoint was "
+            f"written. A too-large learning rate is the usual cause: lower base_lr (now {hp['base_lr']:g})") from err
+    values = {name: float(f"{value:.6g}") for name, value in measured.items()}
     return {**values, "track_s": round(monitor.seconds - before, 3)}
 
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from ..errors import UserInputError
+
 STRATEGIES = ("iid", "single-pass", "cumulative", "last", "hybrid")
 
 
@@ -83,6 +85,9 @@ def cycled_batches(pool: torch.Tensor, steps: int, batch_size: int, generator: t
     """``steps`` batches drawn from concatenated random permutations of ``pool``: [steps, batch]."""
     if len(pool) == 0:
         raise ValueError("cannot train on an empty subset")
+    if len(pool) < batch_size:  # found before any job where the config gives the dataset's size (preflight)
+        raise UserInputError(f"pretrain.batch_size {batch_size} is more than the {len(pool)} images this epoch "
+                             "draws its batches from: one batch would repeat images; lower the batch size")
     needed = steps * batch_size
     permutations = [pool[torch.randperm(len(pool), generator=generator)] for _ in range(-(-needed // len(pool)))]
     return torch.cat(permutations)[:needed].view(steps, batch_size)
