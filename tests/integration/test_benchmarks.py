@@ -27,7 +27,8 @@ def test_every_benchmark_script_has_a_test():
 
 
 def test_pretrain_throughput_measures_three_loops():
-    out = run_benchmark("pretrain_throughput.py", "--steps", 2, "--threads", 1, "--images-per-class", 7)
+    out = run_benchmark("pretrain_throughput.py", "--steps", 2, "--threads", 1, "--images-per-class", 7,
+                        "--batch", 16, "--width", 8)
     lines = [line for line in out.splitlines() if "x reference" in line]
     assert len(lines) == 3 and "1.00x reference" in lines[0]
 
