@@ -7,8 +7,10 @@ into place (``os.replace`` is atomic on POSIX within one filesystem).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +19,35 @@ from typing import Any
 from .errors import UserInputError
 
 
+class NoSpaceLeft(UserInputError):
+    """A write failed because the filesystem holding the file is full (or over quota)."""
+
+
+def mount_point(path: Path) -> Path:
+    """The mount point of the filesystem that holds ``path`` (which may not exist yet)."""
+    path = Path(os.path.abspath(path))
+    while not path.exists():
+        path = path.parent
+    while not os.path.ismount(path):
+        path = path.parent
+    return path
+
+
+def _no_space(path: Path, cause: str) -> NoSpaceLeft:
+    device = mount_point(path.parent)
+    free = shutil.disk_usage(device).free / 2**20
+    return NoSpaceLeft(f"no space left on {device} writing {path} ({cause}; {free:.0f} MiB free there now): free "
+                       "some space or point output_dir elsewhere, then rerun; nothing half-written was left")
+
+
+# torch's zip writer reports a full disk as a RuntimeError without an errno.
+_TORCH_WRITE_FAILURES = ("unexpected pos", "file write failed", "PytorchStreamWriter failed writing")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds. A
+    full disk is a ``NoSpaceLeft`` naming the filesystem and ``path``; the temporary file goes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -30,6 +58,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         # mkstemp creates 0600 files; give the result the permissions a plain open() would.
         os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        tmp_path.unlink(missing_ok=True)
+        raise _no_space(path, os.strerror(exc.errno)) from exc
+    except RuntimeError as exc:
+        if not any(failure in str(exc) for failure in _TORCH_WRITE_FAILURES):
+            raise
+        tmp_path.unlink(missing_ok=True)
+        raise _no_space(path, f"torch: {(str(exc).splitlines() or [''])[0][:120]}") from exc
     finally:
         tmp_path.unlink(missing_ok=True)
 

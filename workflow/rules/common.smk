@@ -157,8 +157,16 @@ def run_files(name):
     """Every file the workflow writes into run `name`'s directory (but segment states)."""
     run, files = RUNS[name], plan.run_dir(config, name)
     trained = [] if run.is_raw_pixels else [files.checkpoint, files.train_log]
-    return [*trained, files.info, files.settings, *files.features.files(), files.spectrum, files.spectrum_summary,
-            files.linear_probe, files.knn]
+    return [
+        *trained,
+        files.info,
+        files.settings,
+        *files.features.files(),
+        files.spectrum,
+        files.spectrum_summary,
+        files.linear_probe,
+        files.knn,
+    ]
 
 
 def final_targets():
