@@ -88,6 +88,10 @@ class RunDir:
         return self.path / "config.yaml"
 
     @property
+    def written_by(self) -> Path:  # the config files of the last pretrain (never a tracked output)
+        return self.path / ".written-by.json"
+
+    @property
     def resume(self) -> Path:  # the training state of an interrupted run, deleted when it ends
         return self.path / "resume.pt"
 

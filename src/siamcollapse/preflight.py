@@ -16,10 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from . import plan
 from .config import load_experiment
 from .data.subsets import subset_size
 from .errors import UserInputError
+from .io import read_json
 from .models.naming import family as model_family
 
 MULTI_NODE_FAMILIES = ("pretrain", "distill")  # the stages that train (and so may span nodes)
@@ -115,8 +118,28 @@ def check_sizes(config: dict[str, Any], runs: dict[str, plan.Run], num_train: in
                              f"{num_train} images; every k must be at most {num_train}")
 
 
-def check_experiment(config: dict[str, Any]) -> dict[str, plan.Run]:
-    """Check a validated config as far as it can be without running anything; its runs."""
+def check_output_folder(config: dict[str, Any], runs: dict[str, plan.Run], config_files: list[str]) -> None:
+    """No run already trained into this output folder by another config with other settings: this
+    config would retrain it there, and the other's results would silently change (an edit of
+    the same config file is a rerun, not an error)."""
+    for run in runs.values():
+        files = plan.run_dir(config, run.name)
+        if run.is_raw_pixels or not (files.written_by.is_file() and files.settings.is_file()):
+            continue
+        written_by = read_json(files.written_by)["config_files"]
+        if written_by == config_files:
+            continue
+        planned = json.loads(json.dumps(plan.pretrain_settings(config, run)))
+        if yaml.safe_load(files.settings.read_text()) != planned:
+            raise UserInputError(
+                f"config: key 'output_dir': {files.path} holds run '{run.name}' as {', '.join(written_by)} trained "
+                f"it, with other settings than {', '.join(config_files)} gives it; give this config an output_dir "
+                "of its own (each config describes its whole experiment), or delete that run")
+
+
+def check_experiment(config: dict[str, Any], config_files: list[str] | None = None) -> dict[str, plan.Run]:
+    """Check a validated config as far as it can be without running anything; its runs.
+    ``config_files``: the files it came from (None: not known, the output folder is not checked)."""
     runs = plan.expand_runs(config)
     plan.check_dataset_root(config)
     check_resources(config["resources"])
@@ -125,6 +148,8 @@ def check_experiment(config: dict[str, Any]) -> dict[str, plan.Run]:
     num_train = training_set_size(config)
     if num_train is not None:
         check_sizes(config, runs, num_train)
+    if config_files is not None:
+        check_output_folder(config, runs, config_files)
     return runs
 
 
@@ -141,7 +166,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     files = args.configfiles or [Path("config.yaml")]
     try:
-        runs = check_experiment(load_experiment(files, args.overrides))
+        runs = check_experiment(load_experiment(files, args.overrides), [str(path) for path in files])
     except UserInputError as exc:
         print(f"siamcollapse validate: error: {exc}", file=sys.stderr)
         return 2

@@ -1,15 +1,18 @@
 """What is checked before any job: sizes and process counts the config implies, YAML mistakes
-(syntax, a key given twice, an empty file), overrides that merge; each error names the key."""
+(syntax, a key given twice, an empty file), overrides that merge, an output folder another
+config trained into; each error names the key."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import yaml
 
-from siamcollapse import cli, preflight
+from siamcollapse import cli, plan, preflight
 from siamcollapse.config import SCHEMA_PATH, deep_merge, load_experiment, validate_config
 from siamcollapse.errors import UserInputError
+from siamcollapse.io import write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {"embedded": {"num_classes": 10, "train_per_class": 12}, "runs": {"g": {"fractions": [1.0]}},
@@ -96,3 +99,22 @@ def test_a_nested_override_of_a_methods_augmentation_changes_only_the_keys_it_na
     merged = load_experiment([config], {"methods": {"mocov3": {"augment": {"grayscale_p": 1.0}}}})
     assert merged["methods"]["mocov3"]["augment"] == {**defaults, "grayscale_p": 1.0}
     assert defaults["crop_min_scale"] == 0.08
+
+
+def trained_by(config: dict, config_files: list[str]) -> None:
+    """What the pretrain stage leaves in each run's folder: its settings and who trained it."""
+    for run in plan.expand_runs(config).values():
+        files = plan.run_dir(config, run.name)
+        files.path.mkdir(parents=True, exist_ok=True)
+        files.settings.write_text(yaml.safe_dump(plan.pretrain_settings(config, run)))
+        write_json(files.written_by, {"config_files": config_files})
+
+
+def test_a_second_config_with_other_settings_may_not_retrain_a_run_in_the_same_folder(tmp_path):
+    first = validate_config(deep_merge(TINY, {"output_dir": str(tmp_path / "results")}), SCHEMA_PATH)
+    trained_by(first, ["config.yaml"])
+    other = validate_config(deep_merge(first, {"pretrain": {"epochs": 3}}), SCHEMA_PATH)
+    with pytest.raises(UserInputError, match=r"key 'output_dir': .*g-100pct.* as config\.yaml trained it"):
+        preflight.check_experiment(other, ["configs/other.yaml"])
+    preflight.check_experiment(other, ["config.yaml"])  # the same file, edited: a rerun
+    preflight.check_experiment(first, ["configs/other.yaml"])  # the same settings: nothing would change

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from siamcollapse import plan
+from siamcollapse import cli, plan
 from siamcollapse.dvc_yaml import CHECK_STAGE
 from siamcollapse.layout import FIGURE_NAMES, TABLE_FILES
 
@@ -119,26 +119,30 @@ def test_a_broken_or_missing_file_is_regenerated_on_the_next_run(local_test_run,
     own output folder shares the data root without regenerating the data."""
     project = copy_tree(local_test_run, tmp_path / "project")
     runs = project / "results" / "test" / "runs"
-    checkpoint = runs / "simsiam-resnet18-50pct" / "checkpoint.pt"
+    run = runs / "simsiam-resnet18-50pct"
+    checkpoint = run / "checkpoint.pt"
     truncate(checkpoint)
-    target = (runs / "simsiam-resnet18-50pct" / "spectrum.json").relative_to(project)
-    failed = in_project(project, "snakemake", target, "--cores", "1", "--configfile", "configs/test.yaml", check=False)
-    log = (project / "results/test/logs/extract/simsiam-resnet18-50pct.log").read_text()
-    assert failed.returncode != 0 and f"{checkpoint.relative_to(project)} is unreadable" in log
+    # the stage that reads it (the command of the workflow's job, run here in-process)
+    assert cli.main(["extract-features", "--config", str(project / "configs/test.yaml"), "--checkpoint",
+                     str(checkpoint), "--run-settings", str(run / "config.yaml"), "--data-root",
+                     str(project / "data/embedded-test"), "--features-dir", str(tmp_path / "features"),
+                     "--spectrum", str(tmp_path / "s.csv"), "--summary", str(tmp_path / "s.json")]) == 2
     assert not checkpoint.exists() and checkpoint.with_name("checkpoint.pt.unreadable").is_file()
-    jobs, planned_runs = planned(project, target)
-    assert jobs["pretrain"] == 1 and planned_runs == {"simsiam-resnet18-50pct"}
-
     (runs / "mocov3-resnet18-100pct" / "features" / "val.npy").unlink()
     jobs, planned_runs = planned(project)
-    assert jobs["extract_features"] == 2 and "mocov3-resnet18-100pct" in planned_runs
-    assert jobs["pretrain"] == 1  # the corrupt checkpoint's run; the deleted file's run keeps its own
+    assert jobs["pretrain"] == 1 and jobs["extract_features"] == 2  # the retrained run's, the deleted file's
+    assert planned_runs == {"simsiam-resnet18-50pct", "mocov3-resnet18-100pct"}
 
     other = project / "configs" / "other.yaml"
     other.write_text((project / "configs/test.yaml").read_text().replace("output_dir: results/test",
                                                                          "output_dir: results/other"))
     dry_run = in_project(project, "snakemake", "-n", "--configfile", "configs/other.yaml").stdout
     assert "prepare_data" not in job_counts(dry_run) and job_counts(dry_run)["make_subset"] == 2
+    # ... but one left at the first config's output folder, with other settings, is refused
+    clash = project / "configs" / "clash.yaml"
+    clash.write_text((project / "configs/test.yaml").read_text().replace("epochs: 2,", "epochs: 3,"))
+    refused = in_project(project, "snakemake", "-n", "--configfile", "configs/clash.yaml", check=False)
+    assert refused.returncode != 0 and "key 'output_dir'" in refused.stderr and "configs/test.yaml" in refused.stderr
 
 
 def test_dvc_reruns_only_invalidated_stages_of_a_snakemake_run_and_snakemake_agrees(local_test_run, tmp_path):
@@ -161,8 +165,9 @@ def test_dvc_reruns_only_invalidated_stages_of_a_snakemake_run_and_snakemake_agr
     assert changed_stages(project) == set()
 
     # Each edit changes exactly the stages that read what it edits (`dvc status`); a repro then
-    # runs those and everything downstream of them, nothing else. (The linear-probe edit is
-    # checked at status level: the Snakemake test reruns its ten probes for real.)
+    # runs those and everything downstream of them, nothing else. (The linear-probe and epochs
+    # edits are checked at status level: the Snakemake test reruns them for real; here a repro
+    # runs the raw-pixel floor's edit, one chain.)
     runs = runs_of_test_config()
     config, original = project / "configs/test.yaml", (project / "configs/test.yaml").read_text()
     edit_yaml(config, ("linear_probe.lr", 0.2))
@@ -171,11 +176,13 @@ def test_dvc_reruns_only_invalidated_stages_of_a_snakemake_run_and_snakemake_agr
     edited = ["simsiam-resnet18-decaypred-100pct-s0", "simsiam-resnet18-decaypred-100pct-s1"]  # both seeds
     edit_yaml(config, ("runs.simsiam-resnet18-decaypred.pretrain.epochs", 1))
     assert changed_stages(project) == {CHECK_STAGE, *[f"pretrain-{run}" for run in edited]}
+    config.write_text(original)
+    edit_yaml(config, ("raw_pixels.max_side", 4))
+    pixels = plan.RAW_PIXELS
     assert dvc_repro(project) == {CHECK_STAGE, "collect_tables", "plot_figures",
-                                  *[f"{stage}-{run}" for run in edited
-                                    for stage in ("pretrain", "extract_features", "linear_probe", "knn")]}
-    for run in edited:  # retrained with the edited settings
-        assert yaml.safe_load((project / f"results/test/runs/{run}/config.yaml").read_text())["pretrain"]["epochs"] == 1
+                                  *[f"{stage}-{pixels}" for stage in ("extract_raw_pixels", "linear_probe", "knn")]}
+    settings = yaml.safe_load((project / f"results/test/runs/{pixels}/config.yaml").read_text())
+    assert settings["run"]["pixels_side"] == 4  # extracted with the edited setting
     # `dvc commit` rewrote every file's mtime and Snakemake's params records predate the edits: after
     # `snakemake --touch` (docs/dvc.md) Snakemake agrees there is nothing to do.
     in_project(project, "snakemake", "--touch", "--cores", "1", "--configfile", "configs/test.yaml")

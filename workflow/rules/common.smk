@@ -18,12 +18,22 @@ from siamcollapse.launch import launch_prefix
 from siamcollapse.layout import FIGURE_NAMES, RUN_TABLE_FILES, TABLE_FILES
 from siamcollapse.preflight import check_experiment
 
+def _workdir_relative(path):
+    path = Path(path).absolute()
+    return os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+def config_files():
+    """The experiment's config files, as every stage command is given them."""
+    return [_workdir_relative(p) for p in workflow.overwrite_configfiles] or ["config.yaml"]
+
+
 try:
-    for path in workflow.overwrite_configfiles or ["config.yaml"]:
+    for path in config_files():
         load_yaml(path)  # what Snakemake's loader lets pass: a key given twice (the last would win)
     nest_dotted_keys(config)
     validate_config(config, source="config")
-    RUNS = check_experiment(config)
+    RUNS = check_experiment(config, config_files())
 except UserInputError as exc:
     sys.exit(f"siamcollapse: invalid configuration: {exc}")
 
@@ -39,15 +49,9 @@ DATA_ROOT = config["dataset"]["root"]
 FRACTION_OF_TAG = {plan.fraction_tag(f): f for f in plan.fractions(config)}
 
 
-def _workdir_relative(path):
-    path = Path(path).absolute()
-    return os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
-
-
 def config_args():
     """`--config FILE...` (and `--set JSON` for --config overrides): every stage loads the same config."""
-    files = [_workdir_relative(p) for p in workflow.overwrite_configfiles] or ["config.yaml"]
-    args = [arg for path in files for arg in ("--config", path)]
+    args = [arg for path in config_files() for arg in ("--config", path)]
     overrides = dict(workflow.config_settings.config)
     if overrides:
         args += ["--set", json.dumps(overrides, sort_keys=True)]

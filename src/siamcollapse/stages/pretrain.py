@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 from .. import plan
 from ..errors import UserInputError
-from ..io import read_json
+from ..io import read_json, write_json
+from ..layout import RunDir
 from ..training.checkpoint import settings_hash
 from ..training.loop import Segment, pretrain
 
@@ -70,3 +72,5 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     check_subset(run, args.subset)
     segment = check_inputs(config, run, args)
     pretrain(plan.pretrain_settings(config, run), args.data_root, args.subset, args.out_dir, args.teacher, segment)
+    if int(os.environ.get("RANK", "0")) == 0:  # which config trained it: another one must not retrain it here
+        write_json(RunDir(args.out_dir).written_by, {"config_files": [str(path) for path in args.configfiles]})
