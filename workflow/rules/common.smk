@@ -18,6 +18,7 @@ from siamcollapse.launch import launch_prefix
 from siamcollapse.layout import FIGURE_NAMES, RUN_TABLE_FILES, TABLE_FILES
 from siamcollapse.preflight import check_experiment
 
+
 def _workdir_relative(path):
     path = Path(path).absolute()
     return os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
