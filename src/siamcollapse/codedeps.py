@@ -11,6 +11,7 @@ statement it is one (``siamcollapse dvc-yaml --check`` then asks for dvc.yaml to
 from __future__ import annotations
 
 import ast
+import hashlib
 from functools import cache
 from pathlib import Path
 
@@ -128,3 +129,15 @@ def stage_code(stage_module: str) -> list[Path]:
     if reads_config(module_path(entry)):
         files.update(module_closure(f"{PACKAGE}.config"))
     return sorted(files)
+
+
+def code_digest(stage_module: str) -> str:
+    """One line per code file of the stage: its path in the package and the SHA-256 of its bytes.
+
+    Snakemake takes a small file holding this (``layout.OutputTree.code_stamp``) as each job's code
+    input, rewritten only when the digest changes: an edit reruns exactly the stages that run the
+    edited file (a checkout that only touches files reruns nothing), and a job's summary names one
+    file instead of the dozens it runs. DVC hashes the files themselves (dvc.yaml lists them).
+    """
+    return "".join(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(PACKAGE_DIR)}\n"
+                   for path in stage_code(stage_module))

@@ -25,10 +25,11 @@ from typing import Any
 
 import yaml
 
-from .codedeps import PACKAGE_DIR
+from .codedeps import PACKAGE_DIR, stage_code
 from .config import has_dotted, load_yaml
 from .errors import UserInputError
 from .io import write_text
+from .layout import CODE_STAMP_SUFFIX
 
 CHECK_STAGE = "check_pipeline"
 DEFAULT_CONFIG = Path("config.yaml")
@@ -78,7 +79,9 @@ def _named(namedlist: Any) -> dict[str, list[str]]:
 
 def _job_record(job: Any) -> WorkflowJob:
     inputs = _named(job.input)
-    code = inputs.pop("code", [])
+    # Snakemake's code input is the digest of the stage's files; DVC hashes the files themselves
+    code = [relative(path) for stamp in inputs.pop("code", [])
+            for path in stage_code(Path(stamp).name.removesuffix(CODE_STAMP_SUFFIX))]
     settings = getattr(job.params, "settings", None) or {}
     return WorkflowJob(
         rule=job.rule.name,

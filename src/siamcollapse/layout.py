@@ -13,6 +13,11 @@ files through it, so renaming a file is a one-line change here.
                                          forecast.csv, forecast.md, metrics.csv
       figures/                           ``FIGURE_NAMES``
       logs/                              one log per job
+
+Beside it, in Snakemake's state directory of the working directory (one per working directory,
+whatever the config: two configs sharing a data root share its code inputs too):
+
+    .snakemake/siamcollapse/code/<stage>.sha256   the digest of a stage's code (``code_stamp``)
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ FEATURE_SPLITS = ("train", "val")
 # metrics (each .csv and .md), then every label-free metric of every spectrum in long format.
 RUN_TABLE_FILES = ("runs.csv", "runs.md")
 TABLE_NAMES = ("runs", "distillation", "training_methods", "strategies", "forecast")
+CODE_STAMP_SUFFIX = ".sha256"
+CODE_STAMP_DIR = Path(".snakemake") / "siamcollapse" / "code"
 METRICS_TABLE_FILE = "metrics.csv"  # one row per (run, split, features, metric); no Markdown page
 TABLE_FILES = (*(f"{name}.{ext}" for name in TABLE_NAMES for ext in ("csv", "md")), METRICS_TABLE_FILE)
 assert TABLE_FILES[:2] == RUN_TABLE_FILES
@@ -151,3 +158,8 @@ class OutputTree:
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+
+def code_stamp(stage: str) -> Path:
+    """The digest of a stage's code files, the code input of its Snakemake jobs (codedeps)."""
+    return CODE_STAMP_DIR / f"{stage}{CODE_STAMP_SUFFIX}"

@@ -3,6 +3,7 @@ config data files."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import subprocess
@@ -220,3 +221,12 @@ def test_a_missing_parent_package_is_an_error(fake_package: Path):
     (fake_package / "d" / "__init__.py").unlink()
     with pytest.raises(ValueError, match="siamcollapse.d"):
         codedeps.module_closure("siamcollapse.d.e")
+
+
+def test_a_stages_code_digest_names_each_of_its_files_with_the_hash_of_its_bytes():
+    lines = codedeps.code_digest("knn").splitlines()
+    files = codedeps.stage_code("knn")
+    assert len(lines) == len(files)
+    for line, path in zip(lines, files, strict=True):
+        digest, name = line.split("  ")
+        assert name == str(path.relative_to(codedeps.PACKAGE_DIR)) and digest == hashlib.sha256(path.read_bytes()).hexdigest()

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from siamcollapse.codedeps import stage_code
 from siamcollapse.dvc_yaml import CHECK_STAGE
+from siamcollapse.layout import CODE_STAMP_DIR, CODE_STAMP_SUFFIX
 from siamcollapse.plan import RANDOM_INIT
 
 from .conftest import REPO, copy_project, edit_yaml, in_project, runs_of_test_config, stand_in_image_folder
@@ -33,6 +35,13 @@ def same_code(path: str | Path) -> str:
     return "src/siamcollapse/" + path.split("/src/siamcollapse/")[1] if "/src/siamcollapse/" in path else path
 
 
+def code_files(path: Path) -> list[str]:
+    """A Snakemake input as DVC lists it: a stage's code digest stands for the stage's files."""
+    if path.name.endswith(CODE_STAMP_SUFFIX) and path.parent.match(f"*/{CODE_STAMP_DIR}"):
+        return [same_code(file) for file in stage_code(path.name.removesuffix(CODE_STAMP_SUFFIX))]
+    return [same_code(path)]
+
+
 def snakemake_jobs(project: Path, config_name: str) -> dict[str, tuple[frozenset, frozenset]]:
     """command -> (outputs, inputs) of every job, parsed from Snakemake's own dry-run printout."""
     dry_run = in_project(project, "snakemake", "-n", "-p", "--forceall", "--configfile", config_name).stdout
@@ -41,7 +50,7 @@ def snakemake_jobs(project: Path, config_name: str) -> dict[str, tuple[frozenset
         command = re.search(r"^Shell command: (.+)$", block, re.MULTILINE)
         if command is None or command[1] == "None":  # rule all runs nothing
             continue
-        fields = {k: frozenset(same_code(project / p) for p in v.split(", "))
+        fields = {k: frozenset(file for p in v.split(", ") for file in code_files(project / p))
                   for k, v in re.findall(r"^    (input|output): (.+)$", block, re.MULTILINE)}
         jobs[" ".join(command[1].split())] = (fields["output"], fields.get("input", frozenset()))
     return jobs

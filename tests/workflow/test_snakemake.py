@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from siamcollapse import plan
+from siamcollapse.codedeps import code_digest
 from siamcollapse.config import load_experiment
 
 from .conftest import REPO, snakemake, stand_in_image_folder
@@ -121,4 +122,11 @@ def test_every_rule_runs_the_stage_command_of_its_own_name(workdir):
                                            "plot_figures", *PRETRAIN_RULES}
     for rule, command in pairs:
         assert command == ("pretrain" if rule in PRETRAIN_RULES else rule.replace("_", "-")), rule
+    # each job's code input is its stage's one digest file, not the dozens of files it runs
+    inputs = re.findall(r"^    input: (.+)$", proc.stdout, re.MULTILINE)
+    assert inputs and not any(".py" in line for line in inputs)
+    stamps = {path for line in inputs for path in line.split(", ") if path.endswith(".sha256")}
+    assert {Path(stamp).name for stamp in stamps} >= {"knn.sha256", "pretrain.sha256", "extract_features.sha256"}
+    for stamp in stamps:
+        assert (workdir / stamp).read_text() == code_digest(Path(stamp).name.removesuffix(".sha256"))
         assert command.replace("-", "_") in plan.STAGE_CONFIG_KEYS or command == "pretrain"

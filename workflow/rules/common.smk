@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 
 from siamcollapse import plan
-from siamcollapse.codedeps import stage_code
+from siamcollapse.codedeps import code_digest
 from siamcollapse.config import load_yaml, nest_dotted_keys, validate_config
 from siamcollapse.errors import UserInputError
+from siamcollapse.io import write_text
 from siamcollapse.launch import launch_prefix
-from siamcollapse.layout import FIGURE_NAMES, RUN_TABLE_FILES, TABLE_FILES
+from siamcollapse.layout import FIGURE_NAMES, RUN_TABLE_FILES, TABLE_FILES, code_stamp
 from siamcollapse.preflight import check_experiment
 
 
@@ -113,8 +114,13 @@ def threads_of(family):
 
 
 def code_of(stage_module):
-    """The stage's source files: editing one reruns exactly the stages that run it."""
-    return [str(path) for path in stage_code(stage_module)]
+    """The digest of the stage's source files (siamcollapse.codedeps.code_digest), rewritten here
+    only when one of them changed: editing one reruns exactly the stages that run it, and each
+    job's summary names this one file instead of dozens."""
+    stamp, digest = code_stamp(stage_module), code_digest(stage_module)
+    if not stamp.is_file() or stamp.read_text() != digest:
+        write_text(stamp, digest)
+    return [str(stamp)]
 
 
 def settings_of(stage):
