@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from siamcollapse.layout import CODE_STAMP_DIR
+
 from .conftest import REPO, snakemake
 
 CONFIG = REPO / "configs" / "test.yaml"
@@ -111,9 +113,11 @@ def independent_groups(jobs: list[PlannedJob]) -> list[list[PlannedJob]]:
     return groups
 
 
-def stage_outputs(workdir: Path, jobs: list[PlannedJob]) -> None:
-    """An empty placeholder for every output of the DAG, all with one timestamp newer than the code: every job is
-    then up to date, and a job forced with --forcerun runs alone with its inputs present."""
+def stage_outputs(workdir: Path, jobs: list[PlannedJob], plan: Path) -> None:
+    """An empty placeholder for every output of the DAG, all with one timestamp newer than the code (the stages'
+    code digests, as the dry-run in ``plan`` wrote them): every job is then up to date, and a job forced with
+    --forcerun runs alone with its inputs present."""
+    shutil.copytree(plan / CODE_STAMP_DIR, workdir / CODE_STAMP_DIR)
     now = time.time()
     for job in jobs:
         for output in job.outputs:
@@ -146,7 +150,7 @@ def test_every_rule_runs_inside_the_image(tmp_path, engine):
     def force(index: int):
         workdir = tmp_path / f"group{index}"
         workdir.mkdir()
-        stage_outputs(workdir, jobs)
+        stage_outputs(workdir, jobs, tmp_path / "plan")
         targets = [job.outputs[0] for job in groups[index]]
         return snakemake(workdir, *targets, "--configfile", CONFIG, "--forcerun", *targets, "--cores", "1",
                          "--keep-going", *APPTAINER, check=False, timeout=300)
