@@ -26,8 +26,6 @@ from siamcollapse.names import RANDOM_INIT, RAW_PIXELS
 HEALTH, HEALTH_REASON = "health", "health_reason"
 OK, COLLAPSED, DIVERGED = "ok", "collapsed", "diverged"
 UNHEALTHY_MARK = "†"  # beside a table row (or setting) with a collapsed or diverged run
-# What the rules read besides the run table's metrics: columns null where a run lacks them.
-INPUT_COLUMNS = ["top_singular_value", "final_loss", "z_std", "z_std_healthy", "non_finite"]
 # Values that are NaN only when something broke (α-ReQ, say, is NaN for a spectrum of rank one:
 # a collapse, which the rules below name).
 _FINITE_CHECKED = ("auc", "linear_top1", "knn_top1", "effective_rank", "top_singular_value", "final_loss", "z_std")

@@ -504,8 +504,9 @@ def run_table_markdown(
 ) -> str:
     """The whole Markdown summary of the per-run ``table``: title, metric notes, the chance level
     and floors, one row per setting (mean ± sd over its seeds), finding (and ``footer`` last)."""
+    note = health_note(table)
     parts = [f"# {title}", _notes(table), floors_line(table), markdown_table(summarise_seeds(table)),
-             *([health_note(table)] if health_note(table) else []), finding_line(table)]
+             *([note] if note else []), finding_line(table)]
     return "\n\n".join(parts + ([footer] if footer else [])) + "\n"
 
 
