@@ -412,4 +412,4 @@ def check_dataset_root(config: dict[str, Any]) -> None:
             "with --config 'dataset={root: PATH}'"
         )
     if dataset["source"] == "imagefolder":
-        check_splits(Path(dataset["root"]))
+        check_splits(Path(dataset["root"]), dataset["val_classes"])

@@ -17,7 +17,7 @@ import yaml
 
 from siamcollapse import cli, metrics, plan
 from siamcollapse.config import deep_merge, load_experiment
-from siamcollapse.layout import FIGURE_NAMES, RunDir
+from siamcollapse.layout import FIGURE_NAMES, FeatureDir, RunDir
 from siamcollapse.spectrum_csv import read_spectrum
 from siamcollapse.stages import linear_probe as linear_probe_stage
 from siamcollapse.training import loop
@@ -308,6 +308,23 @@ def test_corrupt_image_is_named_and_extraction_leaves_no_output(tiny_dataset: Pa
     assert code == 2 and victim.name in capsys.readouterr().err
     assert not (out / "spectrum.csv").exists() and not (out / "spectrum.json").exists()
     assert not (out / "features" / "meta.json").exists() and not list((out / "features").glob("val*"))
+
+
+def test_a_val_split_lacking_a_class_is_refused_unless_the_config_allows_it(tiny_dataset: Path, pipeline: Pipeline,
+                                                                             tmp_path: Path, capsys):
+    """Refused, naming the setting; allowed, its features keep the training split's labels."""
+    partial = tmp_path / "data"
+    shutil.copytree(tiny_dataset, partial)
+    first = min(p for p in (partial / "val").iterdir() if p.is_dir())
+    shutil.rmtree(first)
+    out = tmp_path / "run"
+    assert run_cli(*extract_args(pipeline.config, pipeline.run_dir / "checkpoint.pt", partial, out)) == 2
+    assert "'dataset.val_classes'" in capsys.readouterr().err and not (out / "spectrum.json").exists()
+    allowed = write_config(tmp_path / "allowed", partial, {"dataset": {"val_classes": "subset"}})
+    assert run_cli(*extract_args(allowed, pipeline.run_dir / "checkpoint.pt", partial, out)) == 0
+    assert f"{partial / 'val'} lacks 1 of the 10 classes" in capsys.readouterr().err
+    labels = np.load(FeatureDir(out / "features").labels("val"))
+    assert 0 not in labels and sorted(set(labels.tolist())) == list(range(1, 10))  # train's labels, by name
 
 
 def test_pretrain_rejects_a_subset_made_for_another_dataset(tiny_dataset: Path, pipeline: Pipeline, tmp_path: Path,

@@ -47,3 +47,13 @@ def test_what_a_stage_would_find_late_is_an_error_now(tmp_path: Path, splits, na
     with pytest.raises(UserInputError) as info:
         check_splits(root)
     assert named.format(root=root) in str(info.value)
+
+
+def test_the_plan_lets_val_lack_a_class_where_the_config_allows_it(tmp_path: Path, capsys):
+    root = dataset(tmp_path / "data", {"train": {"a": 1, "b": 1}, "val": {"a": 1}})
+    strict = validate_config({"dataset": {"source": "imagefolder", "root": str(root)}})
+    with pytest.raises(UserInputError, match="'dataset.val_classes'"):
+        plan.check_dataset_root(strict)
+    plan.check_dataset_root(validate_config({"dataset": {"source": "imagefolder", "root": str(root),
+                                                         "val_classes": "subset"}}))
+    assert f"{root / 'val'} lacks 1 of the 2 classes" in capsys.readouterr().err

@@ -145,6 +145,29 @@ def test_splits_with_different_classes_are_an_error_naming_both_folders(folder: 
         sources.scan_labels("imagefolder", folder, "val")
 
 
+def test_val_may_lack_training_classes_where_the_config_allows_it_with_a_warning(folder: Path, capsys) -> None:
+    _with_val(folder, ["b_dog"])
+    images = sources.load_split("imagefolder", folder, "val", 8, progress=False, val_classes="subset")
+    assert images.classes == ["a_cat", "b_dog"] and images.labels.tolist() == [1]  # b_dog keeps train's label
+    warning = capsys.readouterr().err
+    assert f"warning: {folder / 'val'} lacks 1 of the 2 classes" in warning and "a_cat" in warning
+    assert sources.ImageFolderStream(folder, "val", 8, val_classes="subset").labels == [1]
+    assert sources.scan_labels("imagefolder", folder, "val", val_classes="subset")[0] == [1]
+
+
+def test_a_val_class_train_lacks_is_an_error_even_where_val_may_be_a_subset(folder: Path) -> None:
+    _with_val(folder, ["a_cat", "c_cow"])
+    with pytest.raises(UserInputError, match=r"has \['c_cow'\] that .*train lacks") as info:
+        sources.load_split("imagefolder", folder, "val", 8, progress=False, val_classes="subset")
+    assert "val_classes" not in str(info.value)  # no setting allows a class train has no label for
+
+
+def test_the_error_for_a_missing_val_class_names_the_setting_that_allows_it(folder: Path) -> None:
+    _with_val(folder, ["b_dog"])
+    with pytest.raises(UserInputError, match="set key 'dataset.val_classes' to 'subset'"):
+        sources.scan_labels("imagefolder", folder, "val")
+
+
 def test_empty_class_folder_message(folder: Path) -> None:
     for path in (folder / "train" / "b_dog").iterdir():
         path.unlink()

@@ -62,7 +62,6 @@ def planned(project: Path, *args: str) -> tuple[dict[str, int], set[str]]:
 
 
 def test_snakemake_reruns_only_invalidated_stages(local_test_run, tmp_path):
-    run = ("snakemake", "--cores", "2", "--configfile", "configs/test.yaml")
     project = copy_tree(local_test_run, tmp_path / "project")  # the shared run, copied: this test edits it
     check_results_of_the_test_config(project)
     assert planned(project) == ({}, set())
@@ -70,8 +69,23 @@ def test_snakemake_reruns_only_invalidated_stages(local_test_run, tmp_path):
     (project / "README.md").write_text((project / "README.md").read_text() + "\nAn unrelated note.\n")
     assert planned(project) == ({}, set())
 
-    # One run's epochs: exactly its two seeds' chains (and the tables) are planned and rerun.
+    # The hybrid run and the rest of its single-pass run continue the epoch-1 state: redoing it
+    # redoes both and nothing else.
+    jobs, runs = planned(project, "--forcerun", "pretrain_segment")
+    assert runs == {"simsiam-resnet18-singlepass-100pct", "simsiam-resnet18-hybrid-100pct"}
+    assert jobs["pretrain_segment"] == 1 and jobs["pretrain"] == 2 and jobs["extract_features"] == 2
+
+    # linear_probe.lr: every probe (and the tables) is planned, nothing upstream.
     config = project / "configs/test.yaml"
+    original = config.read_text()
+    edit_yaml(config, ("linear_probe.lr", 0.2))
+    jobs, runs = planned(project)
+    probes = len(runs_of_test_config())
+    assert jobs == {"linear_probe": probes, "collect_tables": 1, "plot_figures": 1, "all": 1, "total": probes + 3}
+    config.write_text(original)
+
+    # One run's epochs: exactly its two seeds' chains (and the tables) are planned; their
+    # pretraining, run, retrains both seeds with the edited settings and nothing else.
     edit_yaml(config, ("runs.simsiam-resnet18-decaypred.pretrain.epochs", 1))
     jobs, runs = planned(project)
     edited = {"simsiam-resnet18-decaypred-100pct-s0", "simsiam-resnet18-decaypred-100pct-s1"}  # both seeds
@@ -81,25 +95,15 @@ def test_snakemake_reruns_only_invalidated_stages(local_test_run, tmp_path):
     checkpoints = {run: project / f"results/test/runs/{run}/checkpoint.pt"
                    for run in ("simsiam-resnet18-50pct", *edited)}
     before = {run: path.stat().st_mtime_ns for run, path in checkpoints.items()}
-    in_project(project, *run)
+    in_project(project, "snakemake", *[checkpoints[run].relative_to(project) for run in sorted(edited)],
+               "--cores", "2", "--configfile", "configs/test.yaml")
     assert checkpoints["simsiam-resnet18-50pct"].stat().st_mtime_ns == before["simsiam-resnet18-50pct"]
     assert all(checkpoints[run].stat().st_mtime_ns != before[run] for run in edited)
     for run_name in edited:  # retrained with the edited settings
         assert yaml.safe_load((project / f"results/test/runs/{run_name}/config.yaml").read_text())["run"]["epochs"] == 1
-    assert planned(project) == ({}, set())
 
-    # The hybrid run and the rest of its single-pass run continue the epoch-1 state: redoing it
-    # redoes both and nothing else.
-    jobs, runs = planned(project, "--forcerun", "pretrain_segment")
-    assert runs == {"simsiam-resnet18-singlepass-100pct", "simsiam-resnet18-hybrid-100pct"}
-    assert jobs["pretrain_segment"] == 1 and jobs["pretrain"] == 2 and jobs["extract_features"] == 2
-
-    # linear_probe.lr: every probe (and the tables) is planned, nothing upstream; one probe, run,
-    # takes the new lr and leaves its checkpoint as it was (the others would do the same).
+    # A probe of the lr edit, run, takes the new lr and leaves its checkpoint as it was.
     edit_yaml(config, ("linear_probe.lr", 0.2))
-    jobs, runs = planned(project)
-    probes = len(runs_of_test_config())
-    assert jobs == {"linear_probe": probes, "collect_tables": 1, "plot_figures": 1, "all": 1, "total": probes + 3}
     probe = project / "results/test/runs/simsiam-resnet18-50pct/linear_probe.json"
     in_project(project, "snakemake", probe.relative_to(project), "--cores", "1", "--configfile", "configs/test.yaml")
     assert checkpoints["simsiam-resnet18-50pct"].stat().st_mtime_ns == before["simsiam-resnet18-50pct"]

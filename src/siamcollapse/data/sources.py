@@ -116,10 +116,10 @@ def _to_chw_tensor(array: np.ndarray) -> torch.Tensor:
 
 
 def load_image_folder(
-    root: Path, split: str, image_size: int, progress: bool = True
+    root: Path, split: str, image_size: int, progress: bool = True, val_classes: str = "same"
 ) -> LabeledImages:
     """Decode a whole image-folder split into memory (small datasets: CIFAR-sized or less)."""
-    files, labels, classes = scan_image_folder(root, split)
+    files, labels, classes = scan_image_folder(root, split, val_classes)
     out = np.empty((len(files), image_size, image_size, 3), dtype=np.uint8)
     for i, path in enumerate(files):
         out[i] = np.asarray(resize_center_crop(_open_rgb(path), image_size))
@@ -137,8 +137,9 @@ class ImageFolderStream(torch.utils.data.Dataset):
         split: str,
         image_size: int,
         transform: Callable[[Image.Image], Image.Image] | None = None,
+        val_classes: str = "same",
     ) -> None:
-        self.files, self.labels, self.classes = scan_image_folder(root, split)
+        self.files, self.labels, self.classes = scan_image_folder(root, split, val_classes)
         self.image_size = image_size
         self.transform = transform
 
@@ -306,22 +307,23 @@ def _check_source(source: str, root: Path) -> None:
 
 
 def load_split(
-    source: str, root: Path, split: str, image_size: int, progress: bool = True
+    source: str, root: Path, split: str, image_size: int, progress: bool = True, val_classes: str = "same"
 ) -> LabeledImages:
-    """Decode one split (``train`` or ``val``) of any supported source into memory."""
+    """Decode one split (``train`` or ``val``) of any supported source into memory
+    (``val_classes``: see ``folders.scan_image_folder``)."""
     _check_source(source, root)
     _check_split(split)
     if source in FOLDER_SOURCES:
-        return load_image_folder(root, split, image_size, progress=progress)
+        return load_image_folder(root, split, image_size, progress=progress, val_classes=val_classes)
     return load_torchvision(source, root, split, image_size)
 
 
-def scan_labels(source: str, root: Path, split: str) -> tuple[list[int], list[str]]:
+def scan_labels(source: str, root: Path, split: str, val_classes: str = "same") -> tuple[list[int], list[str]]:
     """Per-sample labels in index order plus class names, without decoding any image."""
     _check_source(source, root)
     _check_split(split)
     if source in FOLDER_SOURCES:
-        _, labels, classes = scan_image_folder(root, split)
+        _, labels, classes = scan_image_folder(root, split, val_classes)
         return labels, classes
     _, labels, classes = _read_torchvision(source, root, split, with_images=False)
     return labels, classes
@@ -330,6 +332,12 @@ def scan_labels(source: str, root: Path, split: str) -> tuple[list[int], list[st
 def count_split(source: str, root: Path, split: str) -> int:
     """Number of samples in a split (no decoding)."""
     return len(scan_labels(source, root, split)[0])
+
+
+def evaluation_data(dataset: dict[str, Any]) -> dict[str, Any]:
+    """What an evaluation stage reads of the config's ``dataset`` besides its root: the source,
+    the image size, in memory or streamed, and how val's classes may differ from train's."""
+    return {key: dataset[key] for key in ("source", "image_size", "in_memory", "val_classes")}
 
 
 def class_names(source: str, root: Path, split: str) -> list[str]:

@@ -226,11 +226,11 @@ def run_augmented_probe(backbone: nn.Module, data: dict[str, Any], root: Path, s
                         eval_batch_size: int, num_workers: int) -> dict[str, Any]:
     """Probe ``backbone`` on the dataset at ``root``; returns the metrics.
 
-    ``data``: source, image_size, in_memory (the config's ``dataset``). Keys: linear_top1,
+    ``data``: ``sources.evaluation_data`` of the config's ``dataset``. Keys: linear_top1,
     linear_train_top1 (un-augmented training images), linear_top5 (more than 5 classes only),
     backbone_unchanged, backbone_fingerprint.
     """
-    num_classes = 1 + max(max(scan_labels(data["source"], root, split)[0]) for split in ("train", "val"))
+    num_classes = 1 + max(scan_labels(data["source"], root, "train")[0])  # val's labels are train's classes
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     backbone = backbone.to(device)
     if device.type == "cuda":

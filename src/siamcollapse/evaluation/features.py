@@ -57,11 +57,12 @@ def _image_batches(data: dict[str, Any], root: Path, split: str, batch_size: int
     """(count, batches of (uint8 images, labels)) of a split: from ``decoded`` or decoded here
     when the dataset is held in memory, else streamed from disk."""
     if data["in_memory"]:
-        images = decoded if decoded is not None else load_split(data["source"], root, split, data["image_size"])
+        images = decoded if decoded is not None else load_split(data["source"], root, split, data["image_size"],
+                                                                val_classes=data["val_classes"])
         batches = ((images.images[i:i + batch_size], images.labels[i:i + batch_size])
                    for i in range(0, len(images), batch_size))
         return len(images), batches
-    stream = ImageFolderStream(root, split, data["image_size"])
+    stream = ImageFolderStream(root, split, data["image_size"], val_classes=data["val_classes"])
     loader = DataLoader(stream, batch_size=batch_size, num_workers=num_workers, shuffle=False)
     return len(stream), iter(loader)
 
@@ -144,7 +145,7 @@ def extract(backbone: torch.nn.Module, fingerprint: str, data: dict[str, Any], r
     backbone = backbone.to(device).eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     # An in-memory dataset is decoded once, for the features and for LiDAR's views.
-    decoded = {split: load_split(data["source"], root, split, data["image_size"])
+    decoded = {split: load_split(data["source"], root, split, data["image_size"], val_classes=data["val_classes"])
                for split in FEATURE_SPLITS} if data["in_memory"] else {}
     states = {split: extract_split(backbone, data, root, split, out_dir, batch_size, num_workers, device,
                                    decoded.get(split))

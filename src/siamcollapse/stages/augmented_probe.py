@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..data.sources import evaluation_data
 from ..errors import UserInputError
 from ..evaluation.augmented_probe import run_augmented_probe
 from ..fingerprint import state_fingerprint
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     if state_fingerprint(backbone) != meta["fingerprint"]:
         raise UserInputError(f"{args.checkpoint} is corrupt: its weights do not match their recorded fingerprint")
     dataset, evaluation = config["dataset"], config["evaluation"]
-    data = {k: dataset[k] for k in ("source", "image_size", "in_memory")}
+    data = evaluation_data(dataset)
     # The settings that ran: this command is the augmented probe whatever linear_probe.mode says.
     settings = {**config["linear_probe"], "mode": MODE}
     metrics = run_augmented_probe(backbone, data, args.data_root, settings, evaluation["batch_size"],

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from ..data.sources import evaluation_data
 from ..errors import TrainingDiverged
 from ..evaluation.features import LidarSettings, extract, write_spectrum_outputs
 from ..evaluation.spectrum import NonFiniteFeatures
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     backbone, meta = load_backbone(args.checkpoint)
     dataset, evaluation = config["dataset"], config["evaluation"]
-    data = {k: dataset[k] for k in ("source", "image_size", "in_memory")}
+    data = evaluation_data(dataset)
     # A trained run's views are its own training augmentation; an untrained floor has none of
     # its own and takes the experiment's.
     augment = yaml.safe_load(args.run_settings.read_text()).get("augment") or config["augment"]

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from .. import plan
+from ..data.sources import evaluation_data
 from ..evaluation.features import LidarSettings, RawPixels, extract, write_spectrum_outputs
 from ..fingerprint import state_fingerprint
 from ..io import write_json, write_text
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     run = plan.find_run(config, plan.RAW_PIXELS)  # a clear error where the config turns the floor off
     dataset, evaluation = config["dataset"], config["evaluation"]
     pixels = RawPixels(dataset["image_size"], config["raw_pixels"]["max_side"])
-    data = {k: dataset[k] for k in ("source", "image_size", "in_memory")}
+    data = evaluation_data(dataset)
     spectra, lidar = extract(pixels, state_fingerprint(pixels), data, args.data_root, args.features_dir,
                              evaluation["batch_size"], evaluation["num_workers"], RAW_PIXELS_SOURCE,
                              LidarSettings.from_config(evaluation, config["augment"]))
