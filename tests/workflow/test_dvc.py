@@ -4,6 +4,7 @@ commands with the same outputs, reruns only invalidated stages, and shares a tre
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import yaml
 
 from siamcollapse.codedeps import stage_code
 from siamcollapse.dvc_yaml import CHECK_STAGE
-from siamcollapse.layout import CODE_STAMP_DIR, CODE_STAMP_SUFFIX
+from siamcollapse.layout import CODE_STAMP_DIR, CODE_STAMP_SUFFIX, RunDir
 from siamcollapse.plan import RANDOM_INIT
 
 from .conftest import REPO, copy_project, edit_yaml, in_project, runs_of_test_config, stand_in_image_folder
@@ -131,6 +132,17 @@ def test_dvc_repro_runs_the_stages_of_a_target_from_an_empty_tree(project):
     # Snakemake finds DVC's outputs valid: nothing to redo in the same tree.
     dry_run = in_project(project, "snakemake", "-n", knn.relative_to(project), "--configfile", "configs/test.yaml")
     assert "Nothing to be done" in dry_run.stdout + dry_run.stderr
+
+    # docs/dvc.md's sharing: pushed to a remote, the artifacts come back with `dvc pull` into a
+    # tree that has lost its cache and its outputs.
+    result = knn.read_bytes()
+    in_project(project, "dvc", "remote", "add", "-d", "storage", project.parent / "remote")
+    in_project(project, "dvc", "push", "--with-deps", target)
+    shutil.rmtree(project / ".dvc" / "cache")
+    shutil.rmtree(project / "results")
+    shutil.rmtree(project / "data")
+    in_project(project, "dvc", "pull", "--with-deps", target)
+    assert knn.read_bytes() == result and RunDir(knn.parent).checkpoint.is_file()
 
 
 def test_repository_is_a_dvc_project_with_its_cache_ignored():
