@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-fast install dvc-repro clean
+.PHONY: run test test-fast test-faults install dvc-repro clean
 
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
@@ -24,7 +24,12 @@ dvc-repro: $(STAMP)
 PARALLEL := -n auto --dist loadfile --no-loadscope-reorder
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PARALLEL)
+	$(BIN)/python -m pytest $(PARALLEL) -m "not faults"
+
+# Fault injection (minutes): the engines SIGKILLed at random points, then recovered (CI runs it
+# after make test).
+test-faults: $(STAMP)
+	$(BIN)/python -m pytest $(PARALLEL) -m faults
 
 # Unit and stage-integration tests only: no workflow engine (Snakemake, DVC, SLURM).
 test-fast: $(STAMP)

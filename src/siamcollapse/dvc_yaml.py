@@ -94,6 +94,9 @@ def _job_record(job: Any) -> WorkflowJob:
     )
 
 
+UNCAPPED_CORES = 1024
+
+
 @contextlib.contextmanager
 def _snakemake_workflow(configfile: Path, snakefile: Path):
     from snakemake.api import SnakemakeApi
@@ -104,7 +107,10 @@ def _snakemake_workflow(configfile: Path, snakefile: Path):
     # The Snakefile reports a bad config by exiting; keep its message, drop Snakemake's noise.
     with contextlib.redirect_stderr(text_io.StringIO()) as noise, SnakemakeApi(quiet) as api:
         try:
-            workflow_api = api.workflow(resource_settings=ResourceSettings(cores=1),
+            # Snakemake gives a job min(declared threads, cores); DVC's command must carry the
+            # declared threads whatever machine generates it (the thread count changes the last
+            # bits of a result): cores that cap nothing.
+            workflow_api = api.workflow(resource_settings=ResourceSettings(cores=UNCAPPED_CORES),
                                         config_settings=ConfigSettings(configfiles=[configfile]),
                                         snakefile=snakefile, workdir=Path.cwd())
             workflow_api.dag(DAGSettings(forceall=True))

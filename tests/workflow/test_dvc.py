@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from siamcollapse.codedeps import stage_code
-from siamcollapse.dvc_yaml import CHECK_STAGE
+from siamcollapse.dvc_yaml import CHECK_STAGE, UNCAPPED_CORES
 from siamcollapse.layout import CODE_STAMP_DIR, CODE_STAMP_SUFFIX, RunDir
 from siamcollapse.plan import RANDOM_INIT
 
@@ -45,7 +45,8 @@ def code_files(path: Path) -> list[str]:
 
 def snakemake_jobs(project: Path, config_name: str) -> dict[str, tuple[frozenset, frozenset]]:
     """command -> (outputs, inputs) of every job, parsed from Snakemake's own dry-run printout."""
-    dry_run = in_project(project, "snakemake", "-n", "-p", "--forceall", "--configfile", config_name).stdout
+    dry_run = in_project(project, "snakemake", "-n", "-p", "--forceall", "--cores", str(UNCAPPED_CORES),
+                         "--configfile", config_name).stdout
     jobs = {}
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", dry_run):
         command = re.search(r"^Shell command: (.+)$", block, re.MULTILINE)
