@@ -100,6 +100,10 @@ def test_check_stage_fails_when_the_config_outgrows_dvc_yaml(project):
     edit_yaml(project / "configs/test.yaml", ("augment.flip_p", 0.0))  # a section spelled out for the first time
     stale = in_project(project, "siamcollapse", "dvc-yaml", "--configfile", "configs/test.yaml", "--check", check=False)
     assert stale.returncode == 1 and "out of date" in stale.stderr and TEST_PIPELINE in stale.stderr
+    # the command the error gives, as written, brings it up to date
+    advice = re.search(r"regenerate it: (siamcollapse dvc-yaml .+)$", stale.stderr, re.MULTILINE)[1].split()
+    in_project(project, *advice)
+    assert in_project(project, "siamcollapse", "dvc-yaml", "--configfile", "configs/test.yaml", "--check").returncode == 0
 
 
 def ran_stages(repro_output: str) -> set[str]:
