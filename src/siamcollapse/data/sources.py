@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pickle
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,11 +52,20 @@ class LabeledImages:
         return int(self.labels.shape[0])
 
 
+PROGRESS_EVERY_S = 10.0  # a pace for logs and terminals alike: a long decode says how far it is
+_progress_clock: dict[str, float] = {}  # label -> when its last line (or its first call) was
+
+
 def print_progress(label: str, done: int, total: int) -> None:
-    """Print a line to stderr each time ``done`` crosses a 10% mark of ``total``."""
-    step = max(1, total // 10)
-    if done == total or done % step == 0:
+    """Print ``done``/``total`` to stderr at most every PROGRESS_EVERY_S seconds, and once done (a
+    decode of a few seconds prints one line, not ten)."""
+    now = time.monotonic()
+    last = _progress_clock.setdefault(label, now)
+    if done >= total or now - last >= PROGRESS_EVERY_S:
         print(f"{label}: {done}/{total} ({100 * done // max(total, 1)}%)", file=sys.stderr)
+        _progress_clock[label] = now
+    if done >= total:
+        del _progress_clock[label]
 
 
 # --------------------------------------------------------------------------- image folders
