@@ -24,9 +24,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
+from .codedeps import stage_modules
 from .errors import TrainingDiverged, TrainingInterrupted, UserInputError
-
-STAGES_DIR = Path(__file__).resolve().parent / "stages"
 
 # Commands that are not pipeline stages: name -> (module, one-line help).
 TOOLS = {
@@ -42,7 +41,7 @@ def _stage_help() -> dict[str, str]:
     """Command -> one-line help of every stage module: its docstring's first line, read with
     ``ast`` so that `siamcollapse --help` imports no stage (and a new stage needs no entry here)."""
     return {path.stem.replace("_", "-"): ast.get_docstring(ast.parse(path.read_text())).splitlines()[0]
-            for path in sorted(STAGES_DIR.glob("*.py")) if path.name != "__init__.py"}
+            for path in stage_modules()}
 
 
 STAGE_HELP = _stage_help()

@@ -17,8 +17,14 @@ from pathlib import Path
 
 PACKAGE = "siamcollapse"
 PACKAGE_DIR = Path(__file__).resolve().parent
+STAGES_DIR = PACKAGE_DIR / "stages"
 # Files a module reads at run time, besides Python code.
 DATA_FILES = {f"{PACKAGE}.config": ["config.schema.yaml"]}
+
+
+def stage_modules() -> list[Path]:
+    """The file of every stage module (``siamcollapse/stages/<stage>.py``), sorted by name."""
+    return [path for path in sorted(STAGES_DIR.glob("*.py")) if path.name != "__init__.py"]
 
 
 def module_path(name: str) -> Path | None:

@@ -53,6 +53,17 @@ def test_dry_run_lists_every_stage(config_name, workdir):
     assert counts.get("pretrain_segment", 0) == snapshots
 
 
+def test_every_code_stamp_exists_before_the_dag_is_built(workdir):
+    """Snakemake lists a directory once per DAG and trusts that list: a stamp an input function
+    wrote after knn's stamp had made its directory listed used to read as missing (a target order
+    that only hash ordering chose, once in a few runs)."""
+    run_dir = Path("results/test/runs/mocov3-resnet18-100pct")
+    proc = snakemake(workdir, "-n", run_dir / "knn.json", run_dir / "linear_probe.json", "--configfile",
+                     REPO / "configs/test.yaml", check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert job_counts(proc.stdout)["linear_probe"] == 1
+
+
 def test_lint_passes():
     proc = snakemake(REPO, "--lint", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr

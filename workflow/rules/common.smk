@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from siamcollapse import plan
-from siamcollapse.codedeps import code_digest
+from siamcollapse.codedeps import code_digest, stage_modules
 from siamcollapse.config import load_yaml, nest_dotted_keys, validate_config
 from siamcollapse.errors import UserInputError
 from siamcollapse.io import write_text
@@ -113,14 +113,24 @@ def threads_of(family):
     return config["resources"][family]["threads"]
 
 
-def code_of(stage_module):
-    """The digest of the stage's source files (siamcollapse.codedeps.code_digest), rewritten here
-    only when one of them changed: editing one reruns exactly the stages that run it, and each
-    job's summary names this one file instead of dozens."""
+def write_code_stamp(stage_module):
+    """The digest of the stage's source files (siamcollapse.codedeps.code_digest), rewritten only
+    when one of them changed: editing one reruns exactly the stages that run it, and each job's
+    summary names this one file instead of dozens."""
     stamp, digest = code_stamp(stage_module), code_digest(stage_module)
     if not stamp.is_file() or stamp.read_text() != digest:
         write_text(stamp, digest)
     return [str(stamp)]
+
+
+# Every stamp is written now, while the Snakefile is read, never by an input function while the DAG
+# is built: Snakemake lists a directory once per DAG and trusts that list, so a stamp written after
+# its directory was listed reads as a missing input.
+CODE_STAMPS = {path.stem: write_code_stamp(path.stem) for path in stage_modules()}
+
+
+def code_of(stage_module):
+    return CODE_STAMPS[stage_module]
 
 
 def settings_of(stage):
