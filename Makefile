@@ -26,8 +26,8 @@ PARALLEL := -n auto --dist loadfile --no-loadscope-reorder
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PARALLEL) -m "not faults"
 
-# Fault injection (minutes): the engines SIGKILLed at random points, then recovered. Not yet in CI:
-# its unbroken reference run failed once in five (docs/testing.md).
+# Fault injection (minutes): the engines SIGKILLed at random points, then recovered (CI runs it
+# after make test).
 test-faults: $(STAMP)
 	$(BIN)/python -m pytest $(PARALLEL) -m faults
 

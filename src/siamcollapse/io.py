@@ -111,10 +111,10 @@ class UnreadableFile(UserInputError):
             path.replace(self.aside)
         except OSError:  # a read-only tree: the user deletes it
             self.aside = None
-        todo = (f"moved it to {self.aside}: rerun the workflow (snakemake or dvc repro), which regenerates it"
-                if self.aside else "delete it and rerun the workflow (snakemake or dvc repro), which regenerates it")
-        super().__init__(f"{path} is unreadable ({self.cause}): it is truncated or corrupt; {todo} with the "
-                         "stage that writes it")
+        super().__init__(f"{path} is unreadable ({self.cause}): it is truncated or corrupt; "
+                         + (f"moved it to {self.aside}" if self.aside else "delete it")
+                         + ", then rerun the workflow (snakemake or dvc repro), which regenerates it with the stage "
+                         "that writes it")
 
 
 def load_torch(path: str | os.PathLike) -> Any:

@@ -306,12 +306,13 @@ def _baseline_name(model: dict[str, Any], taken: dict[str, Run]) -> str:
     return name
 
 
-def find_run(config: dict[str, Any], name: str) -> Run:
+def find_run(config: dict[str, Any], name: str, configfile: str | Path = "config.yaml") -> Run:
+    """The run ``name`` of ``config`` (read from ``configfile``, which the advice names)."""
     runs = expand_runs(config)
     if name not in runs:
         raise UserInputError(
-            f"run '{name}' is not in this config (its runs: {', '.join(runs)}); if dvc repro ran this, "
-            "dvc.yaml is out of date: regenerate it with `siamcollapse dvc-yaml`"
+            f"run '{name}' is not in this config (its runs: {', '.join(runs)}); if dvc repro ran this, its "
+            f"pipeline is out of date: regenerate it with `siamcollapse dvc-yaml --configfile {configfile}`"
         )
     return runs[name]
 

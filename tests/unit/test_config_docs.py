@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
-from siamcollapse import config_docs
+from siamcollapse import cli, config_docs
 from siamcollapse.codedeps import PACKAGE_DIR
 from siamcollapse.config import SCHEMA_PATH, load_yaml
 
@@ -57,4 +58,9 @@ def test_check_fails_on_a_stale_file(tmp_path, capsys):
     stale = tmp_path / "config.md"
     stale.write_text(config_docs.render(load_yaml(SCHEMA_PATH)) + "an edit by hand\n")
     assert config_docs.main(argparse.Namespace(out=stale, check=True)) == 1
-    assert "out of date" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "out of date" in err
+    # the command the error gives, as written, brings it up to date
+    advice = shlex.split(err.split("regenerate it: ")[1])
+    assert advice[0] == "siamcollapse" and cli.main(advice[1:]) == 0
+    assert config_docs.main(argparse.Namespace(out=stale, check=True)) == 0

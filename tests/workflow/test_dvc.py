@@ -4,6 +4,7 @@ commands with the same outputs, reruns only invalidated stages, and shares a tre
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -103,6 +104,23 @@ def test_check_stage_fails_when_the_config_outgrows_dvc_yaml(project):
     # the command the error gives, as written, brings it up to date
     advice = re.search(r"regenerate it: (siamcollapse dvc-yaml .+)$", stale.stderr, re.MULTILINE)[1].split()
     in_project(project, *advice)
+    assert in_project(project, "siamcollapse", "dvc-yaml", "--configfile", "configs/test.yaml", "--check").returncode == 0
+
+
+def test_a_stage_of_a_run_the_config_dropped_names_the_command_that_regenerates_its_pipeline(project):
+    """Run by hand (or by a DVC without its check stage) after the config lost the run, the stage
+    refuses it, and the command its error gives, as written, drops the run from the pipeline."""
+    in_project(project, "siamcollapse", "dvc-yaml", "--configfile", "configs/test.yaml")
+    stage = "pretrain-simsiam-resnet18-50pct"
+    command = yaml.safe_load((project / TEST_PIPELINE).read_text())["stages"][stage]["cmd"]
+    config = yaml.safe_load((project / "configs/test.yaml").read_text())
+    del config["runs"]["simsiam-resnet18"]
+    (project / "configs/test.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    refused = in_project(project, *shlex.split(command), check=False)
+    assert refused.returncode != 0 and "'simsiam-resnet18-50pct' is not in this config" in refused.stderr
+    advice = re.search(r"regenerate it with `([^`]+)`", refused.stderr)[1]
+    in_project(project, *shlex.split(advice))
+    assert stage not in yaml.safe_load((project / TEST_PIPELINE).read_text())["stages"]
     assert in_project(project, "siamcollapse", "dvc-yaml", "--configfile", "configs/test.yaml", "--check").returncode == 0
 
 

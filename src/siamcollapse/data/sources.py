@@ -311,8 +311,8 @@ def _check_source(source: str, root: Path) -> None:
     marker = Path(root) / "dataset.json"
     if source == "embedded" and Path(root).is_dir() and not marker.is_file():
         raise UserInputError(
-            f"{root} is not a complete embedded dataset (no {marker}): regenerate it with "
-            "siamcollapse.data.embedded.generate, or use source 'imagefolder' for your own images."
+            f"{root} is not a complete embedded dataset (no {marker}): delete it, and the workflow's "
+            "prepare_data stage generates it again; or use source 'imagefolder' for your own images."
         )
 
 

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
-    run = plan.find_run(config, plan.RAW_PIXELS)  # a clear error where the config turns the floor off
+    run = plan.find_run(config, plan.RAW_PIXELS, args.configfiles[-1])  # a clear error where the config turns the floor off
     dataset, evaluation = config["dataset"], config["evaluation"]
     pixels = RawPixels(dataset["image_size"], config["raw_pixels"]["max_side"])
     data = evaluation_data(dataset)

@@ -68,7 +68,7 @@ def check_inputs(config: dict[str, Any], run: plan.Run, args: argparse.Namespace
 
 
 def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
-    run = plan.find_run(config, args.run)
+    run = plan.find_run(config, args.run, args.configfiles[-1])
     check_subset(run, args.subset)
     segment = check_inputs(config, run, args)
     pretrain(plan.pretrain_settings(config, run), args.data_root, args.subset, args.out_dir, args.teacher, segment)
