@@ -1,6 +1,6 @@
-"""The SLURM profile: every entry takes effect, and configs/test.yaml (its runs that need a rule
-of their own) runs through it on a real one-node SLURM cluster, every job as a SLURM job, with
-exactly the results of a local run."""
+"""The SLURM profile: every entry takes effect, and configs/test.yaml (one run's chain, through
+every rule but those of LEFT_OUT_RULES) runs through it on a real one-node SLURM cluster, every
+job as a SLURM job, with exactly the results of a local run."""
 
 from __future__ import annotations
 
@@ -30,15 +30,18 @@ NO_ACCOUNTING = ("--slurm-status-command", "squeue", "--slurm-no-account")
 FAST = ("--slurm-init-seconds-before-status-checks", "1", "--slurm-keep-successful-logs")
 # What of configs/test.yaml the SLURM run leaves out, to keep the suite in its time budget: run
 # groups whose jobs run the same rules as the rest (a second seed); the hybrid and its
-# single-pass run, which add pretrain_segment, a pretrain command with pretrain's resources, whose
-# cross-run edge the distilled student (its teacher's checkpoint) also crosses; and the floors,
-# whose rules (random_init, extract_raw_pixels) are commands of the stage modules that run here,
-# in resource families (default, extract) that other jobs here use. The shared local run covers
-# them all.
+# single-pass run, which add pretrain_segment, a pretrain command with pretrain's resources; the
+# distilled student, whose rule runs the same pretrain command in the distill family (the
+# scale-out dry-runs check every family's SLURM resources) and would add a level of jobs, each
+# level costing a status-check interval; and the floors, whose rules (random_init,
+# extract_raw_pixels) are commands of the stage modules that run here, in resource families
+# (default, extract) that other jobs here use. What is left is one run's chain through every other
+# rule. The shared local run covers them all.
 LEFT_OUT_GROUPS = ("simsiam-resnet18", "simsiam-resnet18-decaypred", "simsiam-resnet18-singlepass",
                    "simsiam-resnet18-hybrid")
+LEFT_OUT_DISTILLATIONS = ("distill-mocov3-to-resnet18",)
 LEFT_OUT_FLOORS = {"random_init_baseline": False, "raw_pixels": {"enabled": False}}
-LEFT_OUT_RULES = {"pretrain_segment", "random_init", "extract_raw_pixels"}
+LEFT_OUT_RULES = {"pretrain_segment", "distill", "random_init", "extract_raw_pixels"}
 # Collected first (tests/conftest.py), as one unit of a parallel session (`--dist loadfile`): its
 # worker starts the cluster at once, and the test reads the shared local run only after its own
 # SLURM run, by when another worker has made it.
@@ -88,10 +91,12 @@ def fingerprints(project: Path) -> dict[str, str]:
 
 
 def slurm_test_config(project: Path) -> str:
-    """configs/test.yaml without LEFT_OUT_GROUPS and the floors, written into ``project``."""
+    """configs/test.yaml without what LEFT_OUT_* names, written into ``project``."""
     config = yaml.safe_load((project / "configs/test.yaml").read_text())
     for group in LEFT_OUT_GROUPS:
         del config["runs"][group]
+    for student in LEFT_OUT_DISTILLATIONS:
+        del config["distillations"][student]
     config.update(LEFT_OUT_FLOORS)
     path = project / "configs/test-slurm.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
