@@ -74,7 +74,10 @@ def copy_project(dest: Path) -> Path:
         else:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
-    in_project(dest, "dvc", "config", "core.no_scm", "true")
+    # what `dvc config core.no_scm true` writes, without starting DVC (a second of CPU per copy)
+    dvc_config = dest / ".dvc" / "config"
+    assert dvc_config.read_text().startswith("[core]\n"), dvc_config
+    dvc_config.write_text(dvc_config.read_text().replace("[core]\n", "[core]\n    no_scm = true\n", 1))
     return dest
 
 
