@@ -120,8 +120,8 @@ def test_a_stage_of_a_run_the_config_dropped_names_the_command_that_regenerates_
     assert refused.returncode != 0 and "'simsiam-resnet18-50pct' is not in this config" in refused.stderr
     advice = re.search(r"regenerate it with `([^`]+)`", refused.stderr)[1]
     in_project(project, *shlex.split(advice))
-    assert stage not in yaml.safe_load((project / TEST_PIPELINE).read_text())["stages"]
-    assert in_project(project, "siamcollapse", "dvc-yaml", "--configfile", "configs/test.yaml", "--check").returncode == 0
+    stages = yaml.safe_load((project / TEST_PIPELINE).read_text())["stages"]
+    assert stage not in stages and "pretrain-mocov3-resnet18-100pct" in stages
 
 
 def ran_stages(repro_output: str) -> set[str]:
