@@ -8,7 +8,7 @@ from siamcollapse.codedeps import PACKAGE, PACKAGE_DIR, direct_imports
 # Low to high. A unit is a top-level module or package of siamcollapse (models.naming, the
 # planner's torch-free model names, sits apart from the torch models).
 LAYERS = [
-    ["errors", "names"],
+    ["errors", "names", "progress"],
     ["io", "config", "metrics", "distributed", "codedeps", "layout", "fingerprint", "models.naming"],
     ["data", "models", "optim", "spectrum_csv"],
     ["methods", "evaluation"],

@@ -286,11 +286,3 @@ def test_partial_cifar_names_missing_file(tmp_path: Path) -> None:
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
     with pytest.raises(UserInputError, match="data_batch_3"):
         sources.count_split("cifar10", tmp_path, "train")
-
-
-def test_progress_prints_at_a_pace_and_once_done(capsys, monkeypatch) -> None:
-    clock = iter([0.0, 1.0, 2.0, 11.0, 12.0, 13.0])
-    monkeypatch.setattr(sources.time, "monotonic", lambda: next(clock))
-    for done in range(1, 7):
-        sources.print_progress("decode x", done, 6)
-    assert capsys.readouterr().err.splitlines() == ["decode x: 4/6 (66%)", "decode x: 6/6 (100%)"]

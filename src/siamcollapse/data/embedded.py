@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from siamcollapse.data.sources import print_progress
 from siamcollapse.errors import UserInputError
 from siamcollapse.io import write_json
+from siamcollapse.progress import report as report_progress
 
 GENERATOR_VERSION = 3
 SUPERSAMPLE = 4
@@ -367,7 +367,7 @@ def generate(
         nonlocal done
         done += n
         if progress:
-            print_progress(f"generate {root.name}", done, total)
+            report_progress(f"generate {root.name}", done, total)
 
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))

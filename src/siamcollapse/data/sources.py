@@ -14,8 +14,6 @@ files refer to, so it must stay deterministic.
 from __future__ import annotations
 
 import pickle
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ from PIL import Image
 from siamcollapse.data.augment import eval_resize_side
 from siamcollapse.data.folders import FOLDER_SOURCES, SPLITS, scan_image_folder
 from siamcollapse.errors import UserInputError
+from siamcollapse.progress import report as report_progress
 
 TORCHVISION_SOURCES = ("cifar10", "cifar100", "stl10")
 SOURCES = FOLDER_SOURCES + TORCHVISION_SOURCES
@@ -50,22 +49,6 @@ class LabeledImages:
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
-
-
-PROGRESS_EVERY_S = 10.0  # a pace for logs and terminals alike: a long decode says how far it is
-_progress_clock: dict[str, float] = {}  # label -> when its last line (or its first call) was
-
-
-def print_progress(label: str, done: int, total: int) -> None:
-    """Print ``done``/``total`` to stderr at most every PROGRESS_EVERY_S seconds, and once done (a
-    decode of a few seconds prints one line, not ten)."""
-    now = time.monotonic()
-    last = _progress_clock.setdefault(label, now)
-    if done >= total or now - last >= PROGRESS_EVERY_S:
-        print(f"{label}: {done}/{total} ({100 * done // max(total, 1)}%)", file=sys.stderr)
-        _progress_clock[label] = now
-    if done >= total:
-        del _progress_clock[label]
 
 
 # --------------------------------------------------------------------------- image folders
@@ -134,7 +117,7 @@ def load_image_folder(
     for i, path in enumerate(files):
         out[i] = np.asarray(resize_center_crop(_open_rgb(path), image_size))
         if progress:
-            print_progress(f"decode {Path(root).name}/{split}", i + 1, len(files))
+            report_progress(f"decode {Path(root).name}/{split}", i + 1, len(files))
     return LabeledImages(_to_chw_tensor(out), torch.tensor(labels, dtype=torch.int64), classes)
 
 

@@ -46,6 +46,7 @@ from ..models.backbones import backbone_from_config
 from ..names import RANDOM_INIT
 from ..optim.optimizers import build_optimizer
 from ..optim.schedules import apply_scheduled_lr, scaled_lr, scheduled_lr
+from ..progress import duration, eta
 from .checkpoint import (
     discard_resume_state,
     load_backbone,
@@ -341,11 +342,12 @@ def _epoch_row(progress: EpochProgress, steps: int, initial_lr: float, hp, accel
 
 
 def _format_row(row: dict[str, Any], epochs: int) -> str:
+    left = eta(row["elapsed_s"], row["epoch"], epochs)  # at the run's mean epoch time so far
     tracked = (f"  AUC {row['auc']:.3f}  RankMe {row['rankme']:.1f}  alpha-ReQ {row['alpha_req']:.2f}  "
                f"NESum {row['nesum']:.1f}") if "auc" in row else ""
     return (f"epoch {row['epoch']}/{epochs}  loss {row['loss']:+.4f}  lr {row['lr']:.4g}  "
             f"{row['images_per_s']:.0f} images/s  z_std {row['z_std']:.4f} (healthy ~{row['z_std_healthy']:.4f})"
-            f"{tracked}  {row['elapsed_s']:.0f}s")
+            f"{tracked}  {duration(row['elapsed_s'])}" + (f", ETA {left}" if left else ""))
 
 
 def _finish(files: RunDir, backbone: torch.nn.Module, settings: dict[str, Any], epochs_trained: int,
