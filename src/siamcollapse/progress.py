@@ -37,6 +37,7 @@ class _Loop:
     started: float
     first_done: int
     last_line: float
+    last_done: int = 0
     bar: Any = None  # a tqdm bar on a terminal
 
 
@@ -49,12 +50,16 @@ def report(label: str, done: int, total: int, unit: str = "images", stream: Text
     stream = sys.stderr if stream is None else stream
     now = time.monotonic()
     loop = _loops.get(label)
+    if loop is not None and done < loop.last_done:  # the same label again, after a loop cut short
+        _loops.pop(label)
+        loop = None
     if loop is None:
         loop = _loops[label] = _Loop(now, done, now)
         if stream.isatty():
             from tqdm import tqdm
 
             loop.bar = tqdm(total=total, desc=label, unit=f" {unit}", file=stream, dynamic_ncols=True)
+    loop.last_done = done
     if loop.bar is not None:
         loop.bar.update(done - loop.bar.n)
     elif done >= total or now - loop.last_line >= EVERY_S:

@@ -66,3 +66,13 @@ def test_the_epoch_line_gives_the_runs_elapsed_time_and_its_eta_until_the_last_e
            "elapsed_s": 130.0}
     assert _format_row(row, 10).endswith("  2m 10s, ETA 8m 40s")  # 65 s an epoch, 8 to go
     assert _format_row({**row, "epoch": 10}, 10).endswith("  2m 10s")
+
+
+def test_a_label_reused_after_a_loop_cut_short_starts_a_new_loop(clock):
+    log = io.StringIO()
+    progress.report("probe", 3, 10, stream=log)  # cut short: never reaches 10
+    clock[0] = 50.0
+    progress.report("probe", 1, 2, stream=log)
+    clock[0] = 51.0
+    progress.report("probe", 2, 2, stream=log)
+    assert log.getvalue().splitlines() == ["probe: 2/2 (100%), 1 images/s, 1s"]

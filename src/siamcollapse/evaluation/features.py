@@ -26,6 +26,7 @@ from ..io import atomic_path, write_json
 from ..layout import FEATURE_SPLITS, FeatureDir
 from ..metrics import LIDAR, SPECTRUM_METRICS, spectrum_summary
 from ..names import BACKBONE_SOURCE
+from ..progress import report as report_progress
 from ..spectrum_csv import HEADLINE_VARIANT, SPECTRUM_VARIANTS, write_spectrum
 from .lidar import augmented_embeddings, lidar_of_embeddings
 from .spectrum import SpectrumAccumulator
@@ -103,6 +104,7 @@ def extract_split(backbone: torch.nn.Module, data: dict[str, Any], root: Path, s
             spectra["raw"].update(batch)
             spectra["l2"].update(torch.nn.functional.normalize(batch.double(), dim=-1))
             done += len(batch)
+            report_progress(f"extract {split}", done, count)
         features.flush()
         del features
     with atomic_path(labels_path) as tmp:

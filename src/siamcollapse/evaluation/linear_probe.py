@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..progress import report as report_progress
+
 # A dimension whose training-set std is at most this fraction of the largest one is constant
 # up to float rounding (float32 noise is ~1e-7 relative).
 ZERO_VARIANCE_RTOL = 1e-6
@@ -73,6 +75,7 @@ def train_linear_probe(train: torch.Tensor, train_labels: torch.Tensor, settings
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        report_progress("linear probe", step + 1, total, unit="steps")
     return head, standardiser
 
 
