@@ -4,7 +4,7 @@ The Snakefile is the one description of the DAG. This module builds Snakemake's 
 config (every job, as if nothing existed yet) and writes one DVC stage per job: the job's shell
 command; its inputs and code files as deps; the config keys it reads, as far as the config
 file spells them out, as params; its outputs as outs. Outputs a rule names ``metrics`` become
-DVC metrics; the spectra and the figures, DVC plots.
+DVC metrics; the spectra, the training logs (over epochs) and the figures, DVC plots.
 
 The first stage, ``check_pipeline``, reruns whenever the config, the workflow or the code
 changes and fails if the file no longer matches them, so `dvc repro` never runs a stale
@@ -39,6 +39,17 @@ SPECTRUM_CURVES = {
     "cumulative_explained_variance": ("cumulative_explained_variance", "cumulative explained variance",
                                       "Cumulative explained variance; its mean is the collapse AUC"),
 }
+# Training curves from each run's train_log.csv (columns of training.loop.LOG_COLUMNS), over epochs;
+# the collapse metrics only where the run tracked them.
+TRAINING_CURVES = {
+    "training_loss": ("loss", "loss", "Pretraining loss per epoch"),
+    "training_lr": ("lr", "learning rate", "Learning rate at each epoch's end"),
+    "training_z_std": ("z_std", "std of the L2-normalised projections",
+                       "Projection std per epoch (about 1/sqrt(d) when healthy, 0 when collapsed)"),
+    "training_auc": ("auc", "collapse AUC", "Collapse AUC of the tracked training images per epoch"),
+    "training_rankme": ("rankme", "RankMe", "RankMe of the tracked training images per epoch"),
+}
+TRAINING_RULES = ("pretrain", "distill")  # the rules that train epochs (the random-init floor trains none)
 
 
 @dataclass(frozen=True)
@@ -166,8 +177,14 @@ def _plots(jobs: list[WorkflowJob], at: Any) -> list[Any]:
                    "y_label": y_label, "y": {path: column for path in spectra}}}
         for plot_id, (column, y_label, title) in SPECTRUM_CURVES.items()
     ] if spectra else []
+    logs = [at(path) for job in jobs if job.rule in TRAINING_RULES for path in job.outputs.get("train_log", [])]
+    training = [
+        {plot_id: {"title": title, "template": "linear", "x": "epoch", "x_label": "epoch", "y_label": y_label,
+                   "y": {path: column for path in logs}}}
+        for plot_id, (column, y_label, title) in TRAINING_CURVES.items()
+    ] if logs else []
     figures = [at(path) for job in jobs for path in job.all_outputs if path.endswith(".png")]
-    return [*curves, *figures]
+    return [*curves, *training, *figures]
 
 
 def render_pipeline(configfile: Path, out: Path, snakefile: Path = Path("Snakefile")) -> tuple[str, int]:

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from siamcollapse import plan
 from siamcollapse.codedeps import stage_code
-from siamcollapse.dvc_yaml import CHECK_STAGE, UNCAPPED_CORES
+from siamcollapse.config import load_experiment
+from siamcollapse.dvc_yaml import CHECK_STAGE, TRAINING_CURVES, UNCAPPED_CORES
 from siamcollapse.layout import CODE_STAMP_DIR, CODE_STAMP_SUFFIX, RunDir
 from siamcollapse.plan import RANDOM_INIT
 
@@ -79,6 +81,19 @@ def dvc_stages(project: Path, pipeline: str) -> dict[str, tuple[frozenset, froze
 def test_committed_dvc_yaml_is_current():
     proc = in_project(REPO, "siamcollapse", "dvc-yaml", "--check", check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_committed_pipeline_draws_the_training_curves_of_every_trained_run():
+    from siamcollapse.training.loop import LOG_COLUMNS
+
+    assert {column for column, _, _ in TRAINING_CURVES.values()} <= set(LOG_COLUMNS)
+    plots = {plot_id: spec for entry in yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]
+             if isinstance(entry, dict) for plot_id, spec in entry.items()}
+    runs = plan.expand_runs(load_experiment([REPO / "config.yaml"]))
+    trained = {name for name, run in runs.items() if not (run.is_baseline or run.is_raw_pixels)}
+    for plot_id, (column, _, _) in TRAINING_CURVES.items():
+        assert plots[plot_id]["x"] == "epoch", plot_id
+        assert plots[plot_id]["y"] == {f"results/runs/{name}/train_log.csv": column for name in trained}, plot_id
 
 
 @pytest.mark.parametrize("config_name", CONFIGS)

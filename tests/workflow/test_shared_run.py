@@ -4,6 +4,7 @@ one command)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from siamcollapse import cli, plan
-from siamcollapse.dvc_yaml import CHECK_STAGE
+from siamcollapse.dvc_yaml import CHECK_STAGE, TRAINING_CURVES
 from siamcollapse.layout import FIGURE_NAMES, TABLE_FILES
 
 from .conftest import copy_tree, edit_yaml, in_project, runs_of_test_config
@@ -196,3 +197,13 @@ def test_dvc_reruns_only_invalidated_stages_of_a_snakemake_run_and_snakemake_agr
     assert "linear_top1" in metrics and "auc" in metrics
     # every label-free metric of every spectrum variant (spectrum.json), for `dvc metrics show`
     assert all(key in metrics for key in ("rankme", "alpha_req", "nesum", "lidar", "lidar_l2", "val_l2"))
+    # `dvc plots show` draws every trained run's training curves, over epochs, from its train_log.csv
+    plots = json.loads(in_project(project, "dvc", "plots", "show", TEST_PIPELINE, "--json").stdout)["data"]
+    trained = [run for run in runs if not run.startswith((plan.RANDOM_INIT, plan.RAW_PIXELS))]
+    for plot_id, (column, _, _) in TRAINING_CURVES.items():
+        rows = plots[plot_id][0]["content"]["data"]["values"]
+        assert {row["filename"].partition("/")[0] for row in rows} == set(trained), plot_id
+        for run in trained:
+            log = pd.read_csv(project / f"results/test/runs/{run}/train_log.csv", dtype=str, keep_default_na=False)
+            drawn = [(row["epoch"], row[column]) for row in rows if row["filename"] == f"{run}/train_log.csv"]
+            assert drawn == list(zip(log["epoch"], log[column])), (plot_id, run)
