@@ -20,6 +20,7 @@ import torch
 from siamcollapse.layout import RunDir
 
 from .conftest import BIN, copy_project, in_project
+from .test_dvc import CUT_LOCK
 
 pytestmark = pytest.mark.faults
 
@@ -93,5 +94,11 @@ def test_dvc_repro_killed_three_times_then_rerun_gives_the_unbroken_results(unbr
     stages = [f"{pipeline}:{stage}-{run}" for run in RUNS for stage in ("linear_probe", "knn")]
     happened = kill_at_random_points([str(BIN / "dvc"), "repro", *stages], project, random.Random(SEED + 1), (3.0, 30.0))
     assert any(event.startswith("killed") for event in happened), happened
-    in_project(project, "dvc", "repro", *stages)
+    rerun = in_project(project, "dvc", "repro", *stages, check=False)
+    if rerun.returncode != 0 and CUT_LOCK.search(rerun.stdout + rerun.stderr):
+        # killed while DVC rewrote dvc.lock (in place): the recovery docs/pipeline.md gives
+        (project / pipeline).with_name("dvc.lock").unlink()
+        happened.append("dvc.lock cut short: deleted, as documented")
+        rerun = in_project(project, "dvc", "repro", *stages, check=False)
+    assert rerun.returncode == 0, (happened, rerun.stdout[-2000:], rerun.stderr[-2000:])
     assert results(project) == results(unbroken), happened
