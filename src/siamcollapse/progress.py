@@ -66,7 +66,7 @@ def report(label: str, done: int, total: int, unit: str = "images", stream: Text
         elapsed = now - loop.started
         rate = (done - loop.first_done) / elapsed if elapsed > 0 else 0.0
         left = eta(elapsed, done - loop.first_done, total - loop.first_done)
-        pace = f", {rate:.0f} {unit}/s" if rate else ""
+        pace = f", {rate:.0f} {unit}/s" if rate >= 10 else f", {rate:.2g} {unit}/s" if rate else ""
         when = f", ETA {left}" if left else f", {duration(elapsed)}" if done >= total else ""
         print(f"{label}: {done}/{total} ({100 * done // max(total, 1)}%){pace}{when}", file=stream, flush=True)
         loop.last_line = now
