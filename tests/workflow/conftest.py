@@ -76,8 +76,9 @@ def copy_project(dest: Path) -> Path:
             shutil.copy2(source, dest / name)
     # what `dvc config core.no_scm true` writes, without starting DVC (a second of CPU per copy)
     dvc_config = dest / ".dvc" / "config"
-    assert dvc_config.read_text().startswith("[core]\n"), dvc_config
-    dvc_config.write_text(dvc_config.read_text().replace("[core]\n", "[core]\n    no_scm = true\n", 1))
+    text = dvc_config.read_text()
+    assert text.startswith("[core]\n"), dvc_config
+    dvc_config.write_text(text.replace("[core]\n", "[core]\n    no_scm = true\n", 1))
     return dest
 
 

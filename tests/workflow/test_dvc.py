@@ -187,8 +187,9 @@ def test_dvc_repro_runs_the_stages_of_a_target_from_an_empty_tree(project):
     # DVC rewrites dvc.lock in place after each stage: killed in the middle of that, it leaves the
     # file cut short and refuses to run. The recovery docs/pipeline.md gives (delete it, rerun)
     # reruns the chain, with the same results.
-    lock = project / TEST_PIPELINE.replace("dvc.yaml", "dvc.lock")
-    lock.write_text(lock.read_text()[: len(lock.read_text()) // 2] + "  - path:\n")
+    lock = (project / TEST_PIPELINE).with_name("dvc.lock")
+    text = lock.read_text()
+    lock.write_text(text[: len(text) // 2] + "  - path:\n")
     refused = in_project(project, "dvc", "repro", target, check=False)
     assert refused.returncode != 0 and CUT_LOCK.search(refused.stdout + refused.stderr), refused.stderr
     lock.unlink()
