@@ -26,10 +26,11 @@ from typing import Any
 import yaml
 
 from .codedeps import PACKAGE_DIR, stage_code
-from .config import has_dotted, load_yaml
+from .config import has_dotted, load_experiment, load_yaml
 from .errors import UserInputError
 from .io import write_text
 from .layout import CODE_STAMP_SUFFIX
+from .plan import output_tree
 
 CHECK_STAGE = "check_pipeline"
 DEFAULT_CONFIG = Path("config.yaml")
@@ -187,6 +188,15 @@ def _plots(jobs: list[WorkflowJob], at: Any) -> list[Any]:
     return [*curves, *training, *figures]
 
 
+def tracker_metrics(config: dict[str, Any], runs: list[str]) -> list[Path]:
+    """DVCLive's metrics file of each of ``runs``, when the config logs to DVCLive: not outputs
+    (tracking never decides what reruns) but metrics, so that `dvc exp show` lists them."""
+    if "dvclive" not in config["tracking"]["log_with"]:
+        return []
+    tracking = output_tree(config).tracking
+    return [tracking.dvclive_metrics(run) for run in runs]
+
+
 def render_pipeline(configfile: Path, out: Path, snakefile: Path = Path("Snakefile")) -> tuple[str, int]:
     """The text of ``out`` (dvc.yaml) for ``configfile``, and how many stages it has."""
     config = load_yaml(configfile)
@@ -201,6 +211,8 @@ def render_pipeline(configfile: Path, out: Path, snakefile: Path = Path("Snakefi
         return os.path.normpath(os.path.join(wdir, path))
 
     metrics = sorted((at(path) for job in jobs for path in job.outputs.get("metrics", [])), key=_by_run)
+    trained = [job.wildcards["run"] for job in jobs if job.rule in TRAINING_RULES]
+    metrics += [at(relative(path)) for path in tracker_metrics(load_experiment([configfile]), trained)]
     if metrics:
         pipeline["metrics"] = metrics
     plots = _plots(jobs, at)

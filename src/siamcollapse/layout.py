@@ -10,9 +10,12 @@ files through it, so renaming a file is a one-line change here.
                                          state-epoch<K>.pt, features/ (``FeatureDir``),
                                          spectrum.csv, spectrum.json, linear_probe.json, knn.json
       tables/                            ``TABLE_FILES``: runs.csv, runs.md, the paper-shaped tables,
-                                         forecast.csv, forecast.md, metrics.csv
-      figures/                           ``FIGURE_NAMES``
+                                         forecast.csv, forecast.md, metrics.csv; COST_TABLE_FILES
+      figures/                           ``FIGURE_NAMES``; run_groups/<group>.png (``run_group_figure``)
       logs/                              one log per job
+      benchmarks/<rule>/<job>.tsv        Snakemake's benchmark of every job (``OutputTree.benchmark``)
+      tracking/                          ``TrackingDir``: the experiment trackers' files, when
+                                         tracking.log_with names any (never tracked outputs)
 
 Beside it, in Snakemake's state directory of the working directory (one per working directory,
 whatever the config: two configs sharing a data root share its code inputs too):
@@ -36,6 +39,7 @@ CODE_STAMP_DIR = Path(".snakemake") / "siamcollapse" / "code"
 METRICS_TABLE_FILE = "metrics.csv"  # one row per (run, split, features, metric); no Markdown page
 TABLE_FILES = (*(f"{name}.{ext}" for name in TABLE_NAMES for ext in ("csv", "md")), METRICS_TABLE_FILE)
 assert TABLE_FILES[:2] == RUN_TABLE_FILES
+COST_TABLE_FILES = ("costs.csv", "costs.md")  # what each job cost (collect reads the benchmark files)
 # What the plot stage writes into figures/, in the order it writes them.
 FIGURE_NAMES = (
     "singular_values.png",
@@ -49,6 +53,11 @@ FIGURE_NAMES = (
     "collapse_over_training.png",
     "forecast.png",
 )
+
+
+def run_group_figure(figures: Path, group: str) -> Path:
+    """The pretraining curves of one run group (its page of the Snakemake report), in ``figures``."""
+    return figures / "run_groups" / f"{group}.png"
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,31 @@ class RunDir:
 
 
 @dataclass(frozen=True)
+class TrackingDir:
+    """Where the file-based experiment trackers write: one TensorBoard and one DVCLive directory per
+    run (``tensorboard --logdir tracking/tensorboard`` shows them all), one MLflow store."""
+
+    path: Path
+
+    def tensorboard(self, run: str) -> Path:
+        return self.path / "tensorboard" / run
+
+    def dvclive(self, run: str) -> Path:
+        return self.path / "dvclive" / run
+
+    def dvclive_metrics(self, run: str) -> Path:  # DVCLive's latest values, a DVC metric of the pipeline
+        return self.dvclive(run) / "metrics.json"
+
+    @property
+    def mlflow(self) -> Path:  # MLflow's SQLite store (its recommended local backend)
+        return self.path / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.path / "mlartifacts"
+
+
+@dataclass(frozen=True)
 class OutputTree:
     """An experiment's ``output_dir``."""
 
@@ -158,6 +192,18 @@ class OutputTree:
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def benchmarks(self) -> Path:
+        return self.root / "benchmarks"
+
+    def benchmark(self, rule: str, job: str | None = None) -> Path:
+        """Snakemake's benchmark file of a job of ``rule`` (``job``: its wildcards, e.g. "{run}")."""
+        return self.benchmarks / rule / f"{job or rule}.tsv"
+
+    @property
+    def tracking(self) -> TrackingDir:
+        return TrackingDir(self.root / "tracking")
 
 
 def code_stamp(stage: str) -> Path:

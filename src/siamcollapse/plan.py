@@ -322,6 +322,12 @@ def fractions(config: dict[str, Any]) -> list[float]:
     return sorted({run.dataset_fraction for run in expand_runs(config).values() if run.dataset_fraction is not None})
 
 
+def trained_groups(runs: dict[str, Run]) -> list[str]:
+    """The run groups (and distillations) with a trained run, in config order: each gets a page of
+    pretraining curves in the report."""
+    return list(dict.fromkeys(run.group for run in runs.values() if not run.is_floor))
+
+
 def backbone_runs(runs: dict[str, Run]) -> list[str]:
     """Runs with a backbone checkpoint (every run but the raw-pixel floor)."""
     return [name for name, run in runs.items() if not run.is_raw_pixels]

@@ -24,6 +24,7 @@ from .data.subsets import subset_size
 from .errors import UserInputError
 from .io import read_json
 from .models.naming import family as model_family
+from .training.tracking import check_installed
 
 MULTI_NODE_FAMILIES = ("pretrain", "distill")  # the stages that train (and so may span nodes)
 # Training-split sizes of the torchvision datasets (their official splits; nothing is counted).
@@ -145,6 +146,7 @@ def check_experiment(config: dict[str, Any], config_files: list[str] | None = No
     check_resources(config["resources"])
     check_process_batches(config, runs)
     check_vit_patches(runs)
+    check_installed(config["tracking"]["log_with"])
     num_train = training_set_size(config)
     if num_train is not None:
         check_sizes(config, runs, num_train)

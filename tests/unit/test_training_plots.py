@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from siamcollapse import io
+from siamcollapse import io, layout
 from siamcollapse.layout import FIGURE_NAMES
 from siamcollapse.metrics import SPECTRUM_METRICS
 from siamcollapse.reporting import forecast, plots, training_plots
@@ -37,7 +37,8 @@ def test_read_train_log_takes_the_tracked_epochs_and_nan_elsewhere(tmp_path: Pat
     path = collapse_runs.write_train_log(tmp_path / "log.csv", collapse_runs.train_log(final, EPOCHS, TRACK_EVERY)
                                          .assign(track_s=0.5))  # other columns are ignored
     log = training_plots.read_train_log(path)
-    assert list(log.columns) == ["epoch", *SPECTRUM_METRICS] and (log.dtypes == float).all()
+    assert list(log.columns) == ["epoch", *training_plots.GROUP_CURVES, *SPECTRUM_METRICS]
+    assert (log.dtypes == float).all()
     assert log["epoch"].tolist() == list(range(1, EPOCHS + 1))
     assert log.dropna()["epoch"].tolist() == TRACKED_EPOCHS
     assert log.set_index("epoch").at[6.0, "rankme"] == pytest.approx(final["rankme"])
@@ -52,7 +53,8 @@ def test_read_train_log_of_an_older_run_and_of_the_random_init_floor(tmp_path: P
     assert training_plots.read_train_log(header).empty
     blank = tmp_path / "blank.csv"
     blank.write_text("")
-    assert list(training_plots.read_train_log(blank).columns) == ["epoch", *SPECTRUM_METRICS]
+    assert list(training_plots.read_train_log(blank).columns) == ["epoch", *training_plots.GROUP_CURVES,
+                                                                    *SPECTRUM_METRICS]
 
 
 # --------------------------------------------------------------------------- the experiment
@@ -214,3 +216,36 @@ def test_forecast_with_too_few_runs_still_draws(tmp_path: Path) -> None:
     fig = _draw(training_plots.plot_forecast, build_run_table(records), tmp_path=tmp_path)
     assert len(fig.axes) == len(LABEL_FREE_METRICS)
     assert all("too few runs" in ax.get_title() for ax in fig.axes)
+
+
+# --------------------------------------------------------------------------- run groups
+
+
+def test_a_run_groups_page_draws_each_of_its_runs_in_every_curve(table: pd.DataFrame, tmp_path: Path) -> None:
+    table = table.assign(group=table["method"])  # one run group per method
+    logs = {run: training_plots.read_train_log(collapse_runs.write_train_log(
+                tmp_path / f"{run}.csv", collapse_runs.train_log(collapse_runs.metrics_of(top1), EPOCHS, TRACK_EVERY)))
+            for run, method, top1 in zip(table["run"], table["method"], table["linear_top1"])
+            if method not in ("random-init", "raw-pixels")}
+    fig = _draw(training_plots.plot_run_group, table, logs, "simsiam", tmp_path=tmp_path)
+    members = table.loc[table["group"] == "simsiam", "run"].tolist()
+    panels = [ax for ax in fig.axes if ax.axison]
+    assert [ax.get_title() for ax in panels[:3]] == ["loss", "lr", "z_std"]
+    assert [ax.get_title() for ax in panels[3:]] == [LABEL_FREE_METRICS[m].name for m in SPECTRUM_METRICS]
+    for ax, column in zip(panels, ["loss", "lr", "z_std", *SPECTRUM_METRICS]):
+        runs = [line for line in ax.get_lines() if len(line.get_xdata()) > 2]  # reference lines have two points
+        assert len(runs) == len(members), column  # every seed of every setting of the group, no other run
+        assert sorted(line.get_ydata()[-1] for line in runs) == pytest.approx(
+            sorted(logs[run][column].dropna().iloc[-1] for run in members)), column
+    healthy = [line for line in panels[2].get_lines() if len(line.get_xdata()) == 2]
+    assert [line.get_ydata()[0] for line in healthy] == [pytest.approx(logs[members[0]]["z_std_healthy"].iloc[-1])]
+    assert "simsiam" in fig.legends[0].get_title().get_text()
+
+
+def test_make_all_figures_adds_a_page_per_run_group(table: pd.DataFrame, tmp_path: Path) -> None:
+    table = table.assign(group=table["method"])
+    spectra = {run: np.geomspace(5.0, 0.05, 16) for run in table["run"]}
+    paths = training_plots.make_all_figures(table, spectra, _logs(table), tmp_path, ["simsiam", "mocov3"])
+    assert [p.name for p in paths] == [*FIGURE_NAMES, "simsiam.png", "mocov3.png"]
+    assert paths[-1] == layout.run_group_figure(tmp_path, "mocov3")
+    assert_valid_pngs(paths)

@@ -14,7 +14,7 @@ import yaml
 
 from siamcollapse import cli, plan
 from siamcollapse.dvc_yaml import CHECK_STAGE, TRAINING_CURVES
-from siamcollapse.layout import FIGURE_NAMES, TABLE_FILES
+from siamcollapse.layout import COST_TABLE_FILES, FIGURE_NAMES, TABLE_FILES
 
 from .conftest import copy_tree, edit_yaml, in_project, runs_of_test_config
 from .test_dvc import TEST_PIPELINE, changed_stages, dvc_repro
@@ -49,9 +49,23 @@ def check_results_of_the_test_config(project: Path) -> None:
         stage = "extract" if run == plan.RAW_PIXELS else "pretrain"
         assert (out / "logs" / stage / f"{run}.log").is_file()
 
+    # Every job's benchmark; the cost table has each job that ran before the tables (theirs and the
+    # figures' come after), with its measured wall and CPU time.
+    benchmarks = {(path.parent.name, path.stem) for path in (out / "benchmarks").glob("*/*.tsv")}
+    assert {family for family, _ in benchmarks} >= {"prepare_data", "make_subset", "pretrain", "pretrain_segment",
+                                                    "distill", "random_init", "extract_features", "linear_probe",
+                                                    "knn", "collect_tables", "plot_figures"}
+    costs = pd.read_csv(out / "tables" / COST_TABLE_FILES[0])
+    assert set(zip(costs["family"], costs["job"])) == benchmarks - {("collect_tables", "collect_tables"),
+                                                                    ("plot_figures", "plot_figures")}
+    assert set(costs[costs["family"] == "pretrain"]["job"]) <= set(table["run"])
+    assert (costs["wall_s"] > 0).all() and (costs["cpu_s"] >= 0).all() and (costs["max_rss_mb"] > 0).all()
+    assert "| pretrain |" in (out / "tables" / COST_TABLE_FILES[1]).read_text()
+
     in_project(project, "snakemake", "--configfile", "configs/test.yaml", "--report", "report.html")
     html = (project / "report.html").read_text(errors="replace")
     assert "auc_vs_linear_top1" in html and "partial dimensional collapse" in html.lower()
+    assert "costs.csv" in html and "What each job of this workflow cost" in html
 
 
 def planned(project: Path, *args: str) -> tuple[dict[str, int], set[str]]:

@@ -16,7 +16,14 @@ from siamcollapse.config import load_yaml, nest_dotted_keys, validate_config
 from siamcollapse.errors import UserInputError
 from siamcollapse.io import write_text
 from siamcollapse.launch import launch_prefix
-from siamcollapse.layout import FIGURE_NAMES, RUN_TABLE_FILES, TABLE_FILES, code_stamp
+from siamcollapse.layout import (
+    COST_TABLE_FILES,
+    FIGURE_NAMES,
+    RUN_TABLE_FILES,
+    TABLE_FILES,
+    code_stamp,
+    run_group_figure,
+)
 from siamcollapse.preflight import check_experiment
 
 
@@ -139,6 +146,7 @@ def settings_of(stage):
 
 
 RUN_DIRS = [plan.run_dir(config, run) for run in RUNS]
+TRAINED_GROUPS = plan.trained_groups(RUNS)  # each gets a report page of pretraining curves
 
 
 def pretrain_inputs(wildcards):
@@ -195,8 +203,9 @@ def final_targets():
     file only if a requested target needs it, so a deleted checkpoint or feature file would
     otherwise go unnoticed behind up-to-date tables."""
     return [
-        *[str(TREE.tables / name) for name in TABLE_FILES],
+        *[str(TREE.tables / name) for name in TABLE_FILES + COST_TABLE_FILES],
         *[str(TREE.figures / name) for name in FIGURE_NAMES],
+        *[str(run_group_figure(TREE.figures, group)) for group in TRAINED_GROUPS],
         *[str(path) for name in RUNS for path in run_files(name)],
         *[str(plan.subset_file(config, fraction)) for fraction in plan.fractions(config)],
     ]

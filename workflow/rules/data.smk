@@ -9,6 +9,8 @@ if config["dataset"]["source"] == "embedded":
             directory(DATA_ROOT),
         log:
             LOGS / "prepare_data.log",
+        benchmark:
+            TREE.benchmark("prepare_data")
         threads: threads_of("default")
         resources:
             **resources_of("default"),
@@ -27,6 +29,8 @@ rule make_subset:
         TREE.subset("{fraction}"),
     log:
         LOGS / "subsets" / "{fraction}.log",
+    benchmark:
+        TREE.benchmark("make_subset", "{fraction}")
     threads: threads_of("default")
     resources:
         **resources_of("default"),

@@ -16,6 +16,8 @@ rule extract_features:
         metrics=RUN.spectrum_summary,
     log:
         LOGS / "extract" / "{run}.log",
+    benchmark:
+        TREE.benchmark("extract_features", "{run}")
     wildcard_constraints:
         run=runs_matching(lambda run: not run.is_raw_pixels),
     threads: threads_of("extract")
@@ -43,6 +45,8 @@ rule extract_raw_pixels:
         settings=RUN.settings,
     log:
         LOGS / "extract" / "{run}.log",
+    benchmark:
+        TREE.benchmark("extract_raw_pixels", "{run}")
     wildcard_constraints:
         run=runs_matching(lambda run: run.is_raw_pixels),
     threads: threads_of("extract")
@@ -65,6 +69,8 @@ rule linear_probe:
         metrics=RUN.linear_probe,
     log:
         LOGS / "linear_probe" / "{run}.log",
+    benchmark:
+        TREE.benchmark("linear_probe", "{run}")
     wildcard_constraints:  # with the augmented probe, only the raw-pixel floor takes the cached one
         run=runs_matching(lambda run: run.is_raw_pixels or not AUGMENTED_PROBE),
     threads: threads_of("default")
@@ -91,6 +97,8 @@ if AUGMENTED_PROBE:  # the paper's probe: augmented images through the frozen ba
             metrics=RUN.linear_probe,
         log:
             LOGS / "linear_probe" / "{run}.log",
+        benchmark:
+            TREE.benchmark("augmented_probe", "{run}")
         wildcard_constraints:
             run=runs_matching(lambda run: not run.is_raw_pixels),
         threads: threads_of("extract")
@@ -112,6 +120,8 @@ rule knn:
         metrics=RUN.knn,
     log:
         LOGS / "knn" / "{run}.log",
+    benchmark:
+        TREE.benchmark("knn", "{run}")
     threads: threads_of("default")
     resources:
         **resources_of("default"),

@@ -30,6 +30,8 @@ rule pretrain:
         **RUN_OUTPUTS,
     log:
         LOGS / "pretrain" / "{run}.log",
+    benchmark:
+        TREE.benchmark("pretrain", "{run}")
     wildcard_constraints:
         run=runs_matching(lambda run: run.teacher is None and not run.is_floor),
     threads: threads_of("pretrain")
@@ -49,6 +51,8 @@ rule pretrain_segment:
         state=RUN.state("{epoch}"),
     log:
         LOGS / "pretrain" / "{run}-epoch{epoch}.log",
+    benchmark:
+        TREE.benchmark("pretrain_segment", "{run}-epoch{epoch}")
     threads: threads_of("pretrain")
     resources:
         **resources_of("pretrain"),
@@ -66,6 +70,8 @@ rule distill:
         **RUN_OUTPUTS,
     log:
         LOGS / "pretrain" / "{run}.log",
+    benchmark:
+        TREE.benchmark("distill", "{run}")
     wildcard_constraints:
         run=runs_matching(lambda run: run.teacher is not None),
     threads: threads_of("distill")
@@ -85,6 +91,8 @@ rule random_init:
         **RUN_OUTPUTS,
     log:
         LOGS / "pretrain" / "{run}.log",
+    benchmark:
+        TREE.benchmark("random_init", "{run}")
     wildcard_constraints:
         run=runs_matching(lambda run: run.is_baseline),
     threads: threads_of("default")

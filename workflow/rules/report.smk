@@ -26,8 +26,13 @@ rule collect_tables:
             )
             for name in PAPER_TABLES
         ],
+        # what each job cost, from the benchmark files (not inputs: measurements never rerun it)
+        costs=report(TREE.tables / COST_TABLE_FILES[0], caption="../report/costs_table.rst", category="Costs"),
+        cost_summary=TREE.tables / COST_TABLE_FILES[1],
     log:
         LOGS / "collect_tables.log",
+    benchmark:
+        TREE.benchmark("collect_tables")
     threads: 1
     resources:
         **resources_of("default"),
@@ -37,9 +42,10 @@ rule collect_tables:
         compare=lambda w: "--compare-to-paper" if config["report"]["compare_to_paper"] else "",
         health=json.dumps(config["report"]["health"], sort_keys=True),
         out_dir=TREE.tables,
+        benchmarks=TREE.benchmarks,
     shell:
         "siamcollapse collect-tables --run-dirs {params.run_dirs} --out-dir {params.out_dir} {params.compare}"
-        " --health {params.health:q} --log {log}"
+        " --health {params.health:q} --benchmarks {params.benchmarks} --log {log}"
 
 
 rule plot_figures:
@@ -53,13 +59,27 @@ rule plot_figures:
             report(TREE.figures / name, caption=f"../report/{name.removesuffix('.png')}.rst", category="Figures")
             for name in FIGURE_NAMES
         ],
+        # a page per run group: its pretraining curves
+        [
+            report(
+                run_group_figure(TREE.figures, group),
+                caption="../report/run_group.rst",
+                category="Pretraining curves",
+                subcategory=group,
+            )
+            for group in TRAINED_GROUPS
+        ],
     log:
         LOGS / "plot_figures.log",
+    benchmark:
+        TREE.benchmark("plot_figures")
     threads: 1
     resources:
         **resources_of("default"),
     params:
         run_dirs=[d.path for d in RUN_DIRS],
         out_dir=TREE.figures,
+        run_groups=TRAINED_GROUPS,
     shell:
-        "siamcollapse plot-figures --table {input.table} --run-dirs {params.run_dirs} --out-dir {params.out_dir} --log {log}"
+        "siamcollapse plot-figures --table {input.table} --run-dirs {params.run_dirs} --out-dir {params.out_dir}"
+        " --run-groups {params.run_groups} --log {log}"

@@ -18,7 +18,7 @@ workflow can declare them all.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
-from siamcollapse.layout import FIGURE_NAMES
+from siamcollapse.layout import FIGURE_NAMES, run_group_figure
 from siamcollapse.metrics import SPECTRUM_METRICS
 from siamcollapse.names import RANDOM_INIT
 from siamcollapse.reporting import forecast
@@ -55,13 +56,17 @@ TrainLogs = Mapping[str, pd.DataFrame]  # run -> its train log (``read_train_log
 NO_TRACKING = "no tracked metrics: pretrain.track_every is 0"
 SIMSIAM = "simsiam"  # the method whose strategies and data sizes the paper compares
 _PANEL = (4.0, 3.4)  # inches per panel
+# The training curves of a run group's report page besides the tracked metrics: train_log.csv
+# columns and their axis labels.
+GROUP_CURVES = {"loss": "loss", "lr": "learning rate", "z_std": "std of the L2-normalised projections",
+                "z_std_healthy": None}  # the healthy level 1/sqrt(d), drawn in the z_std panel
 
 
 # --------------------------------------------------------------------------- train logs
 
 
 def read_train_log(path: str | os.PathLike) -> pd.DataFrame:
-    """``epoch`` and the ``SPECTRUM_METRICS`` of a train_log.csv, as floats.
+    """``epoch``, the ``GROUP_CURVES`` and the ``SPECTRUM_METRICS`` of a train_log.csv, as floats.
 
     An epoch that was not tracked has empty cells (NaN), a log from before the tracking has no
     such columns (all NaN) and the random-init floor's log has a header only (no rows).
@@ -70,7 +75,7 @@ def read_train_log(path: str | os.PathLike) -> pd.DataFrame:
         log = pd.read_csv(path)
     except pd.errors.EmptyDataError:
         log = pd.DataFrame()
-    columns = ["epoch", *SPECTRUM_METRICS]
+    columns = ["epoch", *GROUP_CURVES, *SPECTRUM_METRICS]
     return pd.DataFrame({c: pd.to_numeric(log[c], errors="coerce") if c in log else np.nan for c in columns},
                         index=log.index, columns=columns).astype(float)
 
@@ -210,6 +215,48 @@ def plot_collapse_over_training(table: pd.DataFrame, logs: TrainLogs, path: str 
         fig.suptitle("Collapse over training: mean ± sd over the seeds of each setting (tracked sample)")
 
 
+# --------------------------------------------------------------------------- run groups
+
+
+def plot_run_group(table: pd.DataFrame, logs: TrainLogs, group: str, path: str | os.PathLike) -> None:
+    """One run group's pretraining curves, its page of the Snakemake report: loss, lr and z_std
+    (with its healthy level) per epoch, then each tracked metric, one line per run (a setting's
+    seeds share colour; the settings differ in data size, strategy or schedule)."""
+    trained = forecast.trained_runs(table)
+    members = trained[trained["group"] == group] if "group" in trained else trained.iloc[:0]
+    runs = [str(run) for run in members["run"] if str(run) in logs]
+    settings = _settings(table, runs)
+    styles = styles_by_training(list(settings), {g: s["info"] for g, s in settings.items()})
+    panels = [column for column, label in GROUP_CURVES.items() if label] + list(SPECTRUM_METRICS)
+    ncols = 4
+    nrows = -(-len(panels) // ncols)
+    with figure(path, nrows, ncols, figsize=(_PANEL[0] * ncols + 3.0, _PANEL[1] * nrows + 0.6)) as (fig, axes):
+        for ax, column in zip(axes.flat, panels):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs
+            for key, setting in settings.items():
+                for run in setting["runs"]:
+                    points = logs[run].reindex(columns=["epoch", column]).dropna()  # a log may lack a column
+                    ax.plot(points["epoch"], points[column], marker=".", markersize=3, alpha=0.85, **styles[key])
+            if column in SPECTRUM_METRICS:
+                _metric_axes(ax, table, column, bottom=True)
+                if not any(logs[run].reindex(columns=[column])[column].notna().any() for run in runs):
+                    _say(ax, NO_TRACKING)
+                continue
+            if column == "z_std":
+                healthy = [logs[run].reindex(columns=["z_std_healthy"])["z_std_healthy"].dropna() for run in runs]
+                for level in sorted({float(values.iloc[-1]) for values in healthy if len(values)}):
+                    ax.axhline(level, **BASELINE_STYLE)
+            ax.set(title=column, xlabel="epoch", ylabel=GROUP_CURVES[column])
+            ax.grid(True, alpha=0.3)
+        for ax in axes.flat[len(panels):]:
+            ax.set_axis_off()
+        healthy = Line2D([], [], **BASELINE_STYLE, label="z_std healthy (1/sqrt d); metrics: random init")
+        fig.legend(handles=[*_handles(settings, styles), healthy], loc="outside right upper", fontsize="small",
+                   title=f"run group {group} (every seed)", title_fontsize="small")
+        fig.suptitle(f"Pretraining of run group {group}: loss, lr and z_std each epoch, the collapse metrics on "
+                     "the tracked sample")
+
+
 # --------------------------------------------------------------------------- forecast
 
 
@@ -289,9 +336,11 @@ assert (*SPECTRUM_FIGURE_NAMES, *_TRAINING_FIGURES) == FIGURE_NAMES
 
 
 def make_all_figures(
-    table: pd.DataFrame, spectra: Mapping[str, np.ndarray], logs: TrainLogs, out_dir: str | os.PathLike
+    table: pd.DataFrame, spectra: Mapping[str, np.ndarray], logs: TrainLogs, out_dir: str | os.PathLike,
+    run_groups: Iterable[str] = (),
 ) -> list[Path]:
-    """Write every figure of ``FIGURE_NAMES`` into ``out_dir`` and return their paths, in that order.
+    """Write every figure of ``FIGURE_NAMES`` into ``out_dir``, then the training curves of each of
+    ``run_groups`` (``layout.run_group_figure``), and return their paths, in that order.
 
     ``spectra`` and ``logs`` are keyed by run; a run without a train log (raw pixels) has none.
     """
@@ -299,4 +348,7 @@ def make_all_figures(
     for name, plot in _TRAINING_FIGURES.items():
         paths.append(Path(out_dir) / name)
         plot(table, logs, paths[-1])
+    for group in run_groups:
+        paths.append(run_group_figure(Path(out_dir), group))
+        plot_run_group(table, logs, group, paths[-1])
     return paths

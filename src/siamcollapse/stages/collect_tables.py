@@ -4,7 +4,8 @@ Writes ``layout.TABLE_FILES`` into ``--out-dir``: the run table (runs.csv, runs.
 paper-shaped tables (distillation, training_methods, strategies), the forecast of accuracy by
 the label-free metrics (forecast; each .csv and .md) and the long table of every spectrum's
 metrics (metrics.csv), every one of them even when empty, so a workflow can declare them all as
-outputs.
+outputs; and ``layout.COST_TABLE_FILES``, what each job cost, from the benchmark files under
+``--benchmarks`` (measurements, not results: not inputs of the stage, so they never rerun it).
 """
 
 from __future__ import annotations
@@ -15,18 +16,22 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..io import read_json
-from ..layout import TABLE_FILES, RunDir
+from ..io import read_json, write_text
+from ..layout import COST_TABLE_FILES, TABLE_FILES, RunDir
+from ..reporting.costs import cost_markdown, read_benchmarks
 from ..reporting.health import assess, non_finite_keys
 from ..reporting.paper import write_result_tables
-from ..reporting.tables import LABEL_FREE_COLUMNS, build_run_table, metrics_table, spectrum_metric_rows
+from ..reporting.tables import LABEL_FREE_COLUMNS, build_run_table, metrics_table, spectrum_metric_rows, write_csv
 
 RESOURCES = None  # reads only the runs' result files
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dirs", type=Path, nargs="+", required=True)
-    parser.add_argument("--out-dir", type=Path, required=True, help=f"written: {', '.join(TABLE_FILES)}")
+    parser.add_argument("--out-dir", type=Path, required=True,
+                        help=f"written: {', '.join(TABLE_FILES + COST_TABLE_FILES)}")
+    parser.add_argument("--benchmarks", type=Path, default=None,
+                        help="Snakemake's benchmark files, <DIR>/<rule>/<job>.tsv (none: empty cost tables)")
     parser.add_argument(
         "--compare-to-paper",
         action="store_true",
@@ -77,4 +82,8 @@ def run(args: argparse.Namespace, config: None) -> None:
         rows += spectrum_metric_rows(records[-1], spectrum)
     table = assess(build_run_table(records), args.health)
     paths = write_result_tables(table, args.out_dir, compare_to_paper=args.compare_to_paper, metrics=metrics_table(rows))
+    costs = read_benchmarks(args.benchmarks)
+    paths += [args.out_dir / name for name in COST_TABLE_FILES]
+    write_csv(paths[-2], costs)
+    write_text(paths[-1], cost_markdown(costs, args.benchmarks))
     print(f"{len(table)} runs -> {', '.join(str(p) for p in paths)}")

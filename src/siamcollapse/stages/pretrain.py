@@ -19,6 +19,7 @@ from ..io import read_json, write_json
 from ..layout import RunDir
 from ..training.checkpoint import settings_hash
 from ..training.loop import Segment, pretrain
+from ..training.tracking import tracking_of
 
 RESOURCES = "pretrain"
 PLANS_RUNS = True  # resolves its run (and its teacher or hybrid source) through the plan: sees the whole config
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     run = plan.find_run(config, args.run, args.configfiles[-1])
     check_subset(run, args.subset)
     segment = check_inputs(config, run, args)
-    pretrain(plan.pretrain_settings(config, run), args.data_root, args.subset, args.out_dir, args.teacher, segment)
+    pretrain(plan.pretrain_settings(config, run), args.data_root, args.subset, args.out_dir, args.teacher, segment,
+             tracking_of(config, plan.output_tree(config)))
     if int(os.environ.get("RANK", "0")) == 0:  # which config trained it: another one must not retrain it here
         write_json(RunDir(args.out_dir).written_by, {"config_files": [str(path) for path in args.configfiles]})

@@ -57,6 +57,7 @@ from .checkpoint import (
 )
 from .preemption import StopSignal
 from .strategies import epoch_batches, shard, step_seeds, steps_per_epoch
+from .tracking import TrackerLog, Tracking
 
 # Per epoch; the spectrum metrics (and track_s, the seconds spent measuring them) only on tracked epochs.
 DIVERGENCE_CHECK_EVERY = 20  # steps between checks for a non-finite loss on an accelerator (each one syncs)
@@ -76,11 +77,11 @@ def _seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
-def _accelerator():
+def _accelerator(log_with: list[Any] | None = None):
     from accelerate import Accelerator
 
     cuda = torch.cuda.is_available()
-    return Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda else "no")
+    return Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda else "no", log_with=log_with or None)
 
 
 def _pair_source(settings: dict[str, Any], data_root: Path, device: torch.device, share: BatchShare):
@@ -123,8 +124,10 @@ class EpochProgress:
 
 
 def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None, run_dir: Path,
-             teacher_path: Path | None = None, segment: Segment = Segment()) -> RunDir | None:
+             teacher_path: Path | None = None, segment: Segment = Segment(),
+             tracking: Tracking | None = None) -> RunDir | None:
     """Train (or, for the random-init baseline, only initialise) one backbone; see module doc.
+    ``tracking``: the experiment trackers to log to as well (training.tracking).
 
     Returns the run's files, or None for a segment that ends in a saved state.
     """
@@ -140,7 +143,11 @@ def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None
         _write_log(files.train_log, [])
         return _finish(files, backbone, settings, epochs_trained=0)
 
-    accelerator = _accelerator()
+    run_name = settings["run"]["run"]
+    last_epoch = segment.stop_after_epoch or hp["epochs"]
+    state = _resume_state(files, settings, segment, last_epoch)
+    tracker_ids = _tracker_ids(state, run_name) if tracking else None
+    accelerator = _accelerator(tracking.trackers(run_name, tracker_ids) if tracking else None)
     device = accelerator.device
     if hp["batch_size"] % accelerator.num_processes:
         raise UserInputError(f"pretrain.batch_size {hp['batch_size']} must be divisible by the "
@@ -155,35 +162,47 @@ def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None
         model = model.to(memory_format=torch.channels_last)
     initial_lr = scaled_lr(hp["base_lr"], hp["batch_size"])
     optimizer = build_optimizer(model.param_groups(), hp, initial_lr)
-    last_epoch = segment.stop_after_epoch or hp["epochs"]
-    rows, progress = _restore(model, optimizer, files, settings, segment, last_epoch, accelerator)
+    rows, progress = _restore(model, optimizer, state, run_name, accelerator)
     model, optimizer = accelerator.prepare(model, optimizer)
     steps = steps_per_epoch(hp, num_train)
-    accelerator.print(f"pretraining {settings['run']['run']} ({hp['method']}, {hp['strategy']}): {len(indices)} of "
+    log = None
+    if tracking:
+        tracking.start(accelerator, run_name, settings, tracker_ids)
+        log = TrackerLog(accelerator, steps)
+        tracker_ids = Tracking.run_ids(accelerator) if accelerator.is_main_process else {}
+    keep = {"tracker_run": run_name, "tracker_ids": tracker_ids or {}}  # saved with every state
+    accelerator.print(f"pretraining {run_name} ({hp['method']}, {hp['strategy']}): {len(indices)} of "
                       f"{num_train} training images, epochs {len(rows) + 1}-{last_epoch} of {hp['epochs']} x {steps} "
                       f"steps, global batch {hp['batch_size']}, {accelerator.num_processes} process(es) on {device}")
     started = time.time() - (rows[-1]["elapsed_s"] if rows else 0.0)
-    with StopSignal() as stop:
-        for epoch in range(len(rows), last_epoch):
-            progress = progress if progress is not None else EpochProgress(epoch)
-            _train_epoch(model, optimizer, pairs, indices, steps, progress, initial_lr, hp, accelerator, stop,
-                         settings["run"]["run"])
-            if progress.step < steps:
-                _save_interrupted(accelerator, model, optimizer, rows, settings, files, progress)
-            tracked = _track(monitor, accelerator.unwrap_model(model), epoch, hp, settings["run"]["run"])
-            rows.append({**_epoch_row(progress, steps, initial_lr, hp, accelerator, started), **tracked})
-            progress = None
-            if accelerator.is_main_process:
-                if segment.state_out is None:  # a segment's rows travel in its state, not in the run's log
-                    _write_log(files.train_log, rows)
-                save_resume_state(files.path, _training_state(accelerator.unwrap_model(model), optimizer, rows,
-                                                                 settings))
-            accelerator.wait_for_everyone()
-            accelerator.print(_format_row(rows[-1], hp["epochs"]), flush=True)  # printed once its state is saved
+    try:
+        with StopSignal() as stop:
+            for epoch in range(len(rows), last_epoch):
+                progress = progress if progress is not None else EpochProgress(epoch)
+                _train_epoch(model, optimizer, pairs, indices, steps, progress, initial_lr, hp, accelerator, stop,
+                             run_name, log)
+                if progress.step < steps:
+                    _save_interrupted(accelerator, model, optimizer, rows, settings, files, progress, keep, log)
+                tracked = _track(monitor, accelerator.unwrap_model(model), epoch, hp, run_name)
+                rows.append({**_epoch_row(progress, steps, initial_lr, hp, accelerator, started), **tracked})
+                progress = None
+                if accelerator.is_main_process:
+                    if segment.state_out is None:  # a segment's rows travel in its state, not in the run's log
+                        _write_log(files.train_log, rows)
+                    save_resume_state(files.path, _training_state(accelerator.unwrap_model(model), optimizer, rows,
+                                                                     settings, keep))
+                accelerator.wait_for_everyone()
+                if log:  # logged once the state they belong to is saved (training.tracking)
+                    log.flush()
+                    log.epoch(rows[-1])
+                accelerator.print(_format_row(rows[-1], hp["epochs"]), flush=True)  # printed once its state is saved
+    finally:
+        if log:
+            accelerator.end_training()
     method = accelerator.unwrap_model(model)
     if segment.state_out is not None:
         if accelerator.is_main_process:
-            save_torch(segment.state_out, _training_state(method, optimizer, rows, settings))
+            save_torch(segment.state_out, _training_state(method, optimizer, rows, settings, keep))
             discard_resume_state(files.path)
         return None
     if not rows:
@@ -225,28 +244,32 @@ def _track(monitor: CollapseMonitor | None, method, epoch: int, hp: dict[str, An
     return {**values, "track_s": round(monitor.seconds - before, 3)}
 
 
-def _training_state(method, optimizer, rows: list[dict[str, Any]], settings: dict[str, Any],
+def _training_state(method, optimizer, rows: list[dict[str, Any]], settings: dict[str, Any], keep: dict[str, Any],
                     progress: EpochProgress | None = None) -> dict[str, Any]:
+    """``keep``: what else travels with the state (the run's tracker runs)."""
     return {"epoch": len(rows), "model": method.state_dict(), "optimizer": optimizer.state_dict(),
             "log_rows": rows, "settings_hash": settings_hash(settings),
-            "epoch_progress": asdict(progress) if progress is not None else None}
+            "epoch_progress": asdict(progress) if progress is not None else None, **keep}
 
 
-def _save_interrupted(accelerator, model, optimizer, rows, settings, files: RunDir, progress: EpochProgress):
-    """Save the state mid-epoch (after SIGTERM) and raise TrainingInterrupted."""
+def _save_interrupted(accelerator, model, optimizer, rows, settings, files: RunDir, progress: EpochProgress,
+                      keep: dict[str, Any], log: TrackerLog | None):
+    """Save the state mid-epoch (after SIGTERM), log its steps and raise TrainingInterrupted."""
     sums = torch.tensor([progress.loss_sum, progress.z_std_sum], dtype=torch.float64, device=accelerator.device)
     progress.loss_sum, progress.z_std_sum = accelerator.reduce(sums, "mean").tolist()
     if accelerator.is_main_process:
         save_resume_state(files.path, _training_state(accelerator.unwrap_model(model), optimizer, rows, settings,
-                                                         progress))
+                                                         keep, progress))
     accelerator.wait_for_everyone()
+    if log:
+        log.flush()
     raise TrainingInterrupted(f"stopped by SIGTERM at epoch {progress.epoch + 1} step {progress.step}; the state is "
                               f"saved in {files.path}: rerun the same command to resume")
 
 
-def _restore(model, optimizer, files: RunDir, settings, segment: Segment, last_epoch: int, accelerator):
-    """(log rows of the epochs done, progress of an interrupted epoch or None): from this run's own
-    resume state, else the segment's initial state, else from scratch."""
+def _resume_state(files: RunDir, settings, segment: Segment, last_epoch: int) -> dict[str, Any] | None:
+    """The training state to continue: this run's own resume state, else the segment's initial
+    state, else None (from scratch)."""
     state = load_resume_state(files.path, settings_hash(settings))
     if state is not None and _epochs_begun(state) > last_epoch:
         state = None  # a later segment's progress; this segment must stop earlier
@@ -255,13 +278,27 @@ def _restore(model, optimizer, files: RunDir, settings, segment: Segment, last_e
         if state.get("settings_hash") != segment.init_hash:
             raise UserInputError(f"{segment.init_state} was trained with other settings than this run continues "
                                  "from; rerun the stage that writes it")
+    return state
+
+
+def _tracker_ids(state: dict[str, Any] | None, run_name: str) -> dict[str, str] | None:
+    """The tracker runs ``state`` continues, if it is this run's (a hybrid run's initial state is
+    another run's: the hybrid starts tracker runs of its own)."""
+    if state is None or state.get("tracker_run") != run_name:
+        return None
+    return state["tracker_ids"]
+
+
+def _restore(model, optimizer, state: dict[str, Any] | None, run_name: str, accelerator):
+    """(log rows of the epochs done, progress of an interrupted epoch or None) of ``state``,
+    whose weights and optimizer state it loads."""
     if state is None:
         return [], None
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     progress = EpochProgress(**state["epoch_progress"]) if state.get("epoch_progress") else None
     where = f"epoch {progress.epoch + 1} step {progress.step}" if progress else f"epoch {state['epoch']}"
-    accelerator.print(f"continuing {settings['run']['run']} after {where}")
+    accelerator.print(f"continuing {run_name} after {where}")
     return state["log_rows"], progress
 
 
@@ -284,7 +321,7 @@ def _stop_if_diverged(first_bad: torch.Tensor, epoch: int, steps: int, initial_l
 
 
 def _train_epoch(model, optimizer, pairs, indices, steps, progress: EpochProgress, initial_lr, hp, accelerator,
-                 stop: StopSignal, run_name: str) -> None:
+                 stop: StopSignal, run_name: str, log: TrackerLog | None) -> None:
     """Train the steps of ``progress.epoch`` from ``progress.step`` on, updating ``progress``;
     returns early (``progress.step < steps``) when SIGTERM arrived, raises TrainingDiverged when
     the loss stops being finite."""
@@ -311,6 +348,8 @@ def _train_epoch(model, optimizer, pairs, indices, steps, progress: EpochProgres
         method.on_step_end((epoch * steps + step + 1) / (hp["epochs"] * steps))
         loss_sum += out.loss.detach().float()
         z_std_sum += normalized_std(out.projections)
+        if log:
+            log.step(epoch, step, out.loss, lr)
         progress.step = step + 1
         first_bad = torch.where((first_bad < 0) & ~torch.isfinite(out.loss.detach()), step, first_bad)
         # Reading the flag syncs with the device: every step on a CPU, where that is free, every
