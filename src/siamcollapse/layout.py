@@ -160,6 +160,10 @@ class TrackingDir:
     def mlflow_artifacts(self) -> Path:
         return self.path / "mlartifacts"
 
+    @property
+    def start_lock(self) -> Path:  # held while a job starts its tracker runs (training.tracking)
+        return self.path / ".start.lock"
+
 
 @dataclass(frozen=True)
 class OutputTree:

@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from siamcollapse import cli, plan
+from siamcollapse.config import load_experiment
 from siamcollapse.dvc_yaml import CHECK_STAGE, TRAINING_CURVES
-from siamcollapse.layout import COST_TABLE_FILES, FIGURE_NAMES, TABLE_FILES
+from siamcollapse.layout import COST_TABLE_FILES, FIGURE_NAMES, TABLE_FILES, run_group_figure
 
 from .conftest import copy_tree, edit_yaml, in_project, runs_of_test_config
 from .test_dvc import TEST_PIPELINE, changed_stages, dvc_repro
@@ -66,6 +67,14 @@ def check_results_of_the_test_config(project: Path) -> None:
     html = (project / "report.html").read_text(errors="replace")
     assert "auc_vs_linear_top1" in html and "partial dimensional collapse" in html.lower()
     assert "costs.csv" in html and "What each job of this workflow cost" in html
+    # a page of pretraining curves per run group with a trained run, and no other
+    groups = plan.trained_groups(plan.expand_runs(load_experiment([project / "configs/test.yaml"])))
+    trained = table[~table["method"].isin(["random-init", "raw-pixels"])]
+    assert len(groups) >= 5 and set(trained["group"]) == set(groups)
+    assert sorted(p.name for p in (out / "figures" / "run_groups").iterdir()) == sorted(f"{g}.png" for g in groups)
+    for group in groups:
+        assert run_group_figure(out / "figures", group).read_bytes()[:4] == b"\x89PNG"
+        assert f"{group}.png" in html and "Pretraining curves" in html
 
 
 def planned(project: Path, *args: str) -> tuple[dict[str, int], set[str]]:

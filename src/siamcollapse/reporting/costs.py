@@ -57,7 +57,8 @@ def cost_markdown(costs: pd.DataFrame, benchmarks: Path | None) -> str:
     summary = cost_summary(costs)
     intro = ("Per stage family (Snakemake's benchmark of every job: wall and CPU seconds, largest resident memory; "
              f"{len(costs)} jobs, {costs['wall_s'].sum():.0f} s of job time in all).")
-    lines += [intro, "", "| stage | jobs | wall s | mean s | max s | CPU s | max RSS MB |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [intro, "", "| stage | jobs | wall s | mean s | max s | CPU s | max RSS MB |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r.family} | {r.jobs} | {r.wall_s:.1f} | {r.mean_wall_s:.1f} | {r.max_wall_s:.1f} | {r.cpu_s:.1f} | "
               f"{r.max_rss_mb:.0f} |" for r in summary.itertuples()]
     return "\n".join(lines) + "\n"

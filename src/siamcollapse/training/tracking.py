@@ -15,9 +15,12 @@ stretch, never repeat them.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.util
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,9 +37,10 @@ def check_installed(log_with: list[str]) -> None:
     """Fail before any job when a tracker's package is missing (Accelerate would only warn)."""
     for name in log_with:
         if importlib.util.find_spec(PACKAGES[name]) is None:
-            extra = f"siamcollapse[{name}]" if name in EXTRAS else PACKAGES[name]
+            how = f"pip install -c constraints.txt -e '.[{name}]' in the project" if name in EXTRAS \
+                else f"pip install {PACKAGES[name]}"
             raise UserInputError(f"tracking.log_with names '{name}', but {PACKAGES[name]} is not installed: "
-                                 f"pip install '{extra}' (or drop it from tracking.log_with)")
+                                 f"{how} (or drop it from tracking.log_with)")
 
 
 def hyperparameters(settings: dict[str, Any], prefix: str = "") -> dict[str, bool | int | float | str]:
@@ -92,8 +96,24 @@ class Tracking:
             shutil.rmtree(self.files.tensorboard(run), ignore_errors=True)
         ids = resumed or {}
         wandb = {"name": run, **({"id": ids["wandb"], "resume": "must"} if "wandb" in ids else {})}
-        accelerator.init_trackers(self.project, config=hyperparameters(settings) if resumed is None else None,
-                                  init_kwargs={"wandb": wandb})
+        with self._one_at_a_time():
+            accelerator.init_trackers(self.project, config=hyperparameters(settings) if resumed is None else None,
+                                      init_kwargs={"wandb": wandb})
+
+    @contextlib.contextmanager
+    def _one_at_a_time(self) -> Iterator[None]:
+        """Jobs that start together (Snakemake's --cores) take turns creating MLflow's store and
+        experiment: both are a check, then a create, which two processes would race."""
+        if "mlflow" not in self.log_with:
+            yield
+            return
+        self.files.path.mkdir(parents=True, exist_ok=True)
+        with open(self.files.start_lock, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     @staticmethod
     def run_ids(accelerator) -> dict[str, str]:
