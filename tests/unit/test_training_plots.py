@@ -107,16 +107,20 @@ def _legend_outside(fig: Any, legend: Any) -> None:
 
 def test_make_all_figures_writes_every_figure_in_order_even_without_tracked_values(table: pd.DataFrame,
                                                                                   tmp_path: Path) -> None:
-    """Logs without tracked metrics (pretrain.track_every: 0): the training figures say so in every panel."""
+    """Logs without tracked metrics (pretrain.track_every: 0): the training figures say so in every
+    panel; a run group's page comes after the named figures."""
     table = table[table["seed_group"].isin(["ss-iid-100", "moco-100", "random-init"]) | table["seed_group"].isna()]
+    table = table.assign(group=table["method"])  # one run group per method
     spectra = {run: np.geomspace(5.0, 5.0 * 10.0 ** -(1 + 0.1 * i), 16) for i, run in enumerate(table["run"])}
     capture = Capture()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(io, "save_figure", capture)
-        paths = training_plots.make_all_figures(table, spectra, _logs(table, tracked=False), tmp_path)
-    assert [p.name for p in paths] == list(FIGURE_NAMES)
+        paths = training_plots.make_all_figures(table, spectra, _logs(table, tracked=False), tmp_path, ["mocov3"])
+    assert paths == [*(tmp_path / name for name in FIGURE_NAMES), layout.run_group_figure(tmp_path, "mocov3")]
     assert_valid_pngs(paths)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FIGURE_NAMES)  # no temporary files
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*FIGURE_NAMES, "run_groups"])  # no temporary files
+    metric_panels = capture.figures["mocov3.png"].axes[3:3 + len(SPECTRUM_METRICS)]  # after loss, lr, z_std
+    assert [ax.texts[0].get_text() for ax in metric_panels] == [training_plots.NO_TRACKING] * len(SPECTRUM_METRICS)
     assert plt.get_fignums() == []
     for name in ("tracked_metrics.png", "collapse_over_training.png"):
         axes = capture.figures[name].axes
@@ -240,12 +244,3 @@ def test_a_run_groups_page_draws_each_of_its_runs_in_every_curve(table: pd.DataF
     healthy = [line for line in panels[2].get_lines() if len(line.get_xdata()) == 2]
     assert [line.get_ydata()[0] for line in healthy] == [pytest.approx(logs[members[0]]["z_std_healthy"].iloc[-1])]
     assert "simsiam" in fig.legends[0].get_title().get_text()
-
-
-def test_make_all_figures_adds_a_page_per_run_group(table: pd.DataFrame, tmp_path: Path) -> None:
-    table = table.assign(group=table["method"])
-    spectra = {run: np.geomspace(5.0, 0.05, 16) for run in table["run"]}
-    paths = training_plots.make_all_figures(table, spectra, _logs(table), tmp_path, ["simsiam", "mocov3"])
-    assert [p.name for p in paths] == [*FIGURE_NAMES, "simsiam.png", "mocov3.png"]
-    assert paths[-1] == layout.run_group_figure(tmp_path, "mocov3")
-    assert_valid_pngs(paths)
