@@ -10,13 +10,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from siamcollapse.config import load_experiment
+from siamcollapse.layout import OutputTree
 from siamcollapse.metrics import SPECTRUM_METRICS
 
 from .test_stages import SIAMCOLLAPSE, SIMSIAM_AND_MOCOV3, pretrain_args, run_cli, whole_subset_experiment
+from .test_tracking import tensorboard_events
 
 OVERRIDES = {
     "pretrain": {"epochs": 2, "steps_per_epoch": 3, "batch_size": 8},
     **SIMSIAM_AND_MOCOV3,
+    "tracking": {"log_with": ["tensorboard"]},  # only the main process may log
 }
 
 
@@ -47,6 +51,13 @@ def test_two_processes_train_the_weights_one_process_trains(experiment, tiny_dat
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "accelerate launch --multi_gpu --num_machines 1 --num_processes 2" in proc.stdout
     assert "2 process(es) on cpu" in (out / f"{run}-2proc.log").read_text()
+    # One writer (the main process): every step once, the loss averaged over both processes.
+    logdir = OutputTree(Path(load_experiment([config])["output_dir"])).tracking.tensorboard(run)
+    assert len([p for p in logdir.glob("events.out.tfevents.*")]) == 1
+    scalars, _ = tensorboard_events(logdir)
+    assert [step for step, _ in scalars["train/loss"]] == list(range(1, 7))
+    per_epoch = [sum(v for s, v in scalars["train/loss"] if (e - 1) * 3 < s <= e * 3) / 3 for e in (1, 2)]
+    assert per_epoch == pytest.approx(losses(out / f"{run}-2proc"), abs=2e-5)
     assert run_cli(*pretrain_args(config, run, tiny_dataset, subset, out / f"{run}-1proc")) == 0
 
     one, two = out / f"{run}-1proc", out / f"{run}-2proc"
