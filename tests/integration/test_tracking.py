@@ -167,7 +167,9 @@ def test_dvclive_writes_metrics_and_plots_that_dvc_exp_show_lists(tracked, tmp_p
 
 
 def test_a_tracker_whose_package_is_missing_is_an_error_naming_its_extra(monkeypatch):
-    monkeypatch.setitem(tracking.PACKAGES, "tensorboard", "no_such_package_for_tests")
+    find_spec = tracking.importlib.util.find_spec
+    monkeypatch.setattr(tracking.importlib.util, "find_spec", lambda name: None if name == "tensorboard" else
+                        find_spec(name))
     with pytest.raises(UserInputError, match=r"tracking.log_with names 'tensorboard'.*-e '\.\[tensorboard\]'"):
         tracking.check_installed(["tensorboard"])
 

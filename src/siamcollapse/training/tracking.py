@@ -27,19 +27,18 @@ from typing import Any
 from ..errors import UserInputError
 from ..layout import TrackingDir
 
-# The package each tracker needs, and the extra of siamcollapse that installs it.
-PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "dvclive": "dvclive", "wandb": "wandb",
-            "comet_ml": "comet_ml", "aim": "aim", "clearml": "clearml", "swanlab": "swanlab", "trackio": "trackio"}
+# Trackers this project installs as extras of its own name (the others: pip install <name>).
 EXTRAS = ("tensorboard", "mlflow", "dvclive", "wandb")
 
 
 def check_installed(log_with: list[str]) -> None:
-    """Fail before any job when a tracker's package is missing (Accelerate would only warn)."""
+    """Fail before any job when a tracker's package (its module has the tracker's name) is missing,
+    where Accelerate would only warn."""
     for name in log_with:
-        if importlib.util.find_spec(PACKAGES[name]) is None:
+        if importlib.util.find_spec(name) is None:
             how = f"pip install -c constraints.txt -e '.[{name}]' in the project" if name in EXTRAS \
-                else f"pip install {PACKAGES[name]}"
-            raise UserInputError(f"tracking.log_with names '{name}', but {PACKAGES[name]} is not installed: "
+                else f"pip install {name}"
+            raise UserInputError(f"tracking.log_with names '{name}', but {name} is not installed: "
                                  f"{how} (or drop it from tracking.log_with)")
 
 
