@@ -144,6 +144,15 @@ def load_npy(path: str | os.PathLike) -> Any:
         raise UnreadableFile(path, exc) from exc
 
 
+def load_tensors(*paths: str | os.PathLike) -> tuple[Any, ...]:
+    """.npy arrays as torch tensors (sharing their memory): cached features and labels, read by
+    the probes with nothing of the extraction code, so that they depend on no augmentation,
+    dataset or model code."""
+    import torch
+
+    return tuple(torch.from_numpy(load_npy(path)) for path in paths)
+
+
 def save_figure(path: str | os.PathLike, fig: Any, **kwargs: Any) -> None:
     """Save a matplotlib figure atomically (format taken from ``path``'s suffix)."""
     path = Path(path)

@@ -72,6 +72,10 @@ class FeatureDir:
     def labels(self, split: str) -> Path:
         return self.path / f"{split}_labels.npy"
 
+    def split(self, split: str) -> tuple[Path, Path]:
+        """The features and labels of ``split``, as the probes read them (``io.load_tensors``)."""
+        return self.features(split), self.labels(split)
+
     @property
     def meta(self) -> Path:
         return self.path / "meta.json"

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from siamcollapse.evaluation.feature_cache import load_features
-from siamcollapse.io import UnreadableFile, load_torch, save_torch
+from siamcollapse.io import UnreadableFile, load_tensors, load_torch, save_torch
 from siamcollapse.layout import FeatureDir, RunDir
 from siamcollapse.models.backbones import build_backbone
 from siamcollapse.training.checkpoint import load_backbone, load_resume_state, save_backbone, settings_hash
@@ -48,14 +47,14 @@ def test_truncated_features_are_an_error_naming_the_file(tmp_path: Path):
     features = FeatureDir(tmp_path)
     np.save(features.features("train"), np.ones((4, 3), dtype=np.float32))
     np.save(features.labels("train"), np.arange(4))
-    assert load_features(tmp_path, "train")[0].shape == (4, 3)
+    assert load_tensors(*features.split("train"))[0].shape == (4, 3)
     truncate(features.features("train"))
     with pytest.raises(UnreadableFile, match=str(features.features("train"))):
-        load_features(tmp_path, "train")
+        load_tensors(*features.split("train"))
     np.save(features.features("train"), np.ones((4, 3), dtype=np.float32))
     features.labels("train").unlink()
     with pytest.raises(FileNotFoundError):  # a missing file stays a missing file
-        load_features(tmp_path, "train")
+        load_tensors(*features.split("train"))
 
 
 def test_torch_state_round_trips_through_the_loader(tmp_path: Path):

@@ -21,3 +21,13 @@ def test_knn_caps_k_at_the_training_set_size():
     train, train_labels = clustered(3)
     val, val_labels = clustered(2, seed=1)
     assert knn_top1(train, train_labels, val, val_labels, [200], 0.07)[200] == 100.0
+
+
+def test_knn_reports_its_progress_over_the_val_chunks(capsys):
+    """A long kNN (ImageNet's 50,000 val images against 1.28M) says how far it is; a log gets one
+    line when done, with the count of val images scored."""
+    train, train_labels = clustered(10)
+    val, val_labels = clustered(7, seed=1)
+    knn_top1(train, train_labels, val, val_labels, [1], 0.07, chunk=3)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and lines[-1].startswith(f"kNN: {len(val)}/{len(val)} (100%)")

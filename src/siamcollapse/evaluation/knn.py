@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..progress import report as report_progress
+
 
 def knn_top1(train: torch.Tensor, train_labels: torch.Tensor, val: torch.Tensor, val_labels: torch.Tensor,
              ks: list[int], temperature: float, chunk: int = 1024) -> dict[int, float]:
@@ -26,4 +28,5 @@ def knn_top1(train: torch.Tensor, train_labels: torch.Tensor, val: torch.Tensor,
         for k in ks:
             predicted = votes_of[:, : min(k, k_max)].sum(dim=1).argmax(dim=1)
             correct[k] += int((predicted == truth).sum())
+        report_progress("kNN", min(start + chunk, len(val)), len(val))
     return {k: 100.0 * correct[k] / len(val) for k in ks}

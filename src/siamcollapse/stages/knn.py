@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserInputError
-from ..evaluation.feature_cache import load_features
 from ..evaluation.knn import knn_top1
-from ..io import write_json
+from ..io import load_tensors, write_json
+from ..layout import FeatureDir
 
 RESOURCES = "default"
 
@@ -21,8 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     ks, temperature = config["knn"]["k"], config["knn"]["temperature"]
-    train, train_labels = load_features(args.features_dir, "train")
-    val, val_labels = load_features(args.features_dir, "val")
+    features = FeatureDir(args.features_dir)
+    train, train_labels = load_tensors(*features.split("train"))
+    val, val_labels = load_tensors(*features.split("val"))
     if max(ks) > len(train):  # found before any job where the config gives the dataset's size (preflight)
         raise UserInputError(f"config: key 'knn.k': {max(ks)} neighbours, but the training features in "
                              f"{args.features_dir} hold {len(train)} images; every k must be at most {len(train)}")

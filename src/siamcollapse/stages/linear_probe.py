@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserInputError
-from ..evaluation.feature_cache import load_features
 from ..evaluation.linear_probe import top1, train_linear_probe
-from ..io import read_json, write_json
+from ..io import load_tensors, read_json, write_json
 from ..layout import FeatureDir
 from ..names import RAW_PIXELS_SOURCE
 from ..training.checkpoint import verified_backbone_meta
@@ -49,8 +48,9 @@ def check_features(features_dir: Path, checkpoint: Path | None) -> str | None:
 
 def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     fingerprint = check_features(args.features_dir, args.checkpoint)
-    train, train_labels = load_features(args.features_dir, "train")
-    val, val_labels = load_features(args.features_dir, "val")
+    features = FeatureDir(args.features_dir)
+    train, train_labels = load_tensors(*features.split("train"))
+    val, val_labels = load_tensors(*features.split("val"))
     settings = dict(config["linear_probe"])
     num_classes = int(max(train_labels.max(), val_labels.max())) + 1
     head, standardiser = train_linear_probe(train, train_labels, settings, num_classes)
