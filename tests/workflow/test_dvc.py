@@ -3,9 +3,11 @@ commands with the same outputs, reruns only invalidated stages, and shares a tre
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ from siamcollapse.layout import CODE_STAMP_DIR, CODE_STAMP_SUFFIX, RunDir
 from siamcollapse.plan import RANDOM_INIT
 
 from .conftest import REPO, copy_project, edit_yaml, in_project, runs_of_test_config, stand_in_image_folder
-from .test_snakemake import CONFIGS
+from .test_snakemake import CONFIGS, check_every_stage_is_planned, job_counts
 
 TEST_PIPELINE = "workflow/dvc/test/dvc.yaml"
 # DVC's refusal of a dvc.lock cut short (by a kill while DVC rewrote it): broken YAML, or a cut entry.
@@ -48,10 +50,8 @@ def code_files(path: Path) -> list[str]:
     return [same_code(path)]
 
 
-def snakemake_jobs(project: Path, config_name: str) -> dict[str, tuple[frozenset, frozenset]]:
+def snakemake_jobs(dry_run: str, project: Path) -> dict[str, tuple[frozenset, frozenset]]:
     """command -> (outputs, inputs) of every job, parsed from Snakemake's own dry-run printout."""
-    dry_run = in_project(project, "snakemake", "-n", "-p", "--forceall", "--cores", str(UNCAPPED_CORES),
-                         "--configfile", config_name).stdout
     jobs = {}
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", dry_run):
         command = re.search(r"^Shell command: (.+)$", block, re.MULTILINE)
@@ -100,12 +100,16 @@ def test_the_committed_pipeline_draws_the_training_curves_of_every_trained_run()
 
 @pytest.mark.parametrize("config_name", CONFIGS)
 def test_dvc_runs_the_same_commands_with_the_same_outputs_and_inputs(config_name, project):
+    """Snakemake plans every stage of the config, and DVC runs the same commands on the same files."""
     dataset_root_in_project(project, config_name)
     pipeline = "dvc.yaml"
     if config_name != "config.yaml":  # config.yaml's pipeline is the committed dvc.yaml, checked as it is
         pipeline = f"workflow/dvc/{Path(config_name).stem}/dvc.yaml"
         in_project(project, "siamcollapse", "dvc-yaml", "--configfile", config_name)
-    snakemake, dvc = snakemake_jobs(project, config_name), dvc_stages(project, pipeline)
+    dry_run = in_project(project, "snakemake", "-n", "-p", "--forceall", "--cores", str(UNCAPPED_CORES),
+                         "--configfile", config_name).stdout
+    check_every_stage_is_planned(job_counts(dry_run), [project / config_name])  # the same dry-run, for Snakemake
+    snakemake, dvc = snakemake_jobs(dry_run, project), dvc_stages(project, pipeline)
     assert len(snakemake) >= 8
     assert set(dvc) == set(snakemake)
     for command, (outputs, inputs) in snakemake.items():
@@ -195,6 +199,26 @@ def test_dvc_repro_runs_the_stages_of_a_target_from_an_empty_tree(project):
     lock.unlink()
     assert ran_stages(in_project(project, "dvc", "repro", target).stdout) == ran
     assert knn.read_bytes() == result
+
+    # docs/dvc.md's experiments: in a git repository, `dvc exp run -S` with one key changed reruns
+    # the stage that reads it, and `dvc exp show` tables the experiment's params beside its results.
+    dvc_config = project / ".dvc" / "config"
+    dvc_config.write_text(dvc_config.read_text().replace("    no_scm = true\n", ""))
+    for ignores in (".gitignore", ".dvc/.gitignore"):  # what a clone has: results and DVC's cache stay out of git
+        shutil.copy2(REPO / ignores, project / ignores)
+    for command in (["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-q", "-m", "project"]):
+        subprocess.run(command, cwd=project, check=True, capture_output=True)
+    experiment = in_project(project, "dvc", "exp", "run", "-n", "wider", "-S", "configs/test.yaml:knn.k=[10,20]", target)
+    assert ran_stages(experiment.stdout) == {f"knn-{floor}"}
+    shown = json.loads(in_project(project, "dvc", "exp", "show", "--json").stdout)
+    head = next(row for row in shown if row["rev"] != "workspace")
+    [wider] = [exp for branch in head["experiments"] for exp in branch["revs"] if exp["name"] == "wider"]
+    relative = knn.relative_to(project).as_posix()
+    for row, ks in ((wider, [10, 20]), (head, load_experiment([REPO / "configs" / "test.yaml"])["knn"]["k"])):
+        assert row["data"]["params"]["configs/test.yaml"]["data"]["knn"]["k"] == ks
+        assert row["data"]["metrics"][relative]["data"]["knn_k"] == ks[0]
+    assert wider["data"]["metrics"][relative]["data"] == json.loads(knn.read_text())  # the workspace holds it
 
 
 def test_repository_is_a_dvc_project_with_its_cache_ignored():
