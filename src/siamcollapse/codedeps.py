@@ -2,8 +2,9 @@
 
 Both engines declare these files as the stage's code dependencies (Snakemake inputs, DVC deps),
 so editing a module reruns exactly the stages whose code path contains it. The import graph is
-read statically (``ast``), imports inside functions included, without importing anything. A
-module that holds nothing but its docstring (most package ``__init__.py`` files) is on the import
+read statically (``ast``, statement by statement), imports inside functions included, without
+importing anything; an import written out in a docstring counts as one (a dependency too many,
+never one too few). A module that holds nothing but its docstring (most package ``__init__.py`` files) is on the import
 path but is no dependency: nothing in it can change what a stage computes, and once it holds a
 statement it is one (``siamcollapse dvc-yaml --check`` then asks for dvc.yaml to be regenerated).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import re
 from functools import cache
 from pathlib import Path
 
@@ -37,16 +39,35 @@ def module_path(name: str) -> Path | None:
     return None
 
 
+# An import statement from its keyword to its end: a parenthesised name list, backslash-continued
+# lines, or the rest of the line.
+_IMPORT_STATEMENT = re.compile(r"^[ \t]*(?:from[ \t]+[\w.]+[ \t]+import[ \t]*\([^)]*\)|(?:from|import)[ \t](?:.*\\\n)*.*)",
+                               re.MULTILINE)
+
+
 @cache
-def _syntax_tree(source: str) -> ast.Module:
-    # Keyed by the source text, so an edited file is parsed anew; every Snakemake start (each dry
-    # run, each SLURM job step) resolves all stages, which share most of their modules.
-    return ast.parse(source)
+def _import_statements(source: str) -> tuple[ast.stmt, ...]:
+    """The import statements of a module. Parsing only these, not the whole module, keeps every
+    Snakemake start (each dry run, each SLURM job step, each ``dvc-yaml``) from spending most of a
+    second on the package's syntax trees; keyed by the source text, so an edited file is read
+    anew. A line that starts like an import but does not parse alone (prose in a docstring, a
+    comment inside a name list) sends the module through a full parse, so no import is missed."""
+    found = []
+    for match in _IMPORT_STATEMENT.finditer(source):
+        try:
+            found.extend(ast.parse(match[0].strip()).body)
+        except SyntaxError:
+            found = list(ast.walk(ast.parse(source)))
+            break
+    return tuple(node for node in found if isinstance(node, ast.Import | ast.ImportFrom))
 
 
 def holds_code(path: Path) -> bool:
     """Whether a module has any statement besides its docstring."""
-    body = _syntax_tree(path.read_text()).body
+    source = path.read_text()
+    if _import_statements(source):
+        return True  # an import is a statement (only modules without one need a full parse)
+    body = ast.parse(source).body
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
             and isinstance(body[0].value.value, str):
         body = body[1:]
@@ -64,10 +85,10 @@ def _imported_modules(name: str, path: Path) -> set[str]:
 @cache
 def _imports_in(name: str, path: Path, source: str) -> frozenset[str]:
     found: set[str] = set()
-    for node in ast.walk(_syntax_tree(source)):
+    for node in _import_statements(source):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
+        else:
             if node.level:
                 anchor = _package_of(name, path).split(".")
                 anchor = anchor[: len(anchor) - node.level + 1]
@@ -116,13 +137,15 @@ def module_closure(entry: str) -> tuple[Path, ...]:
     return tuple(sorted(files))
 
 
+_RESOURCES = re.compile(r"^RESOURCES[ \t]*=[ \t]*(\S+)", re.MULTILINE)
+
+
 def reads_config(stage_path: Path) -> bool:
     """Whether a stage module declares a resource family (``RESOURCES = None``: it reads no config)."""
-    for node in _syntax_tree(stage_path.read_text()).body:
-        targets = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
-        if "RESOURCES" in targets:
-            return not (isinstance(node.value, ast.Constant) and node.value.value is None)
-    raise ValueError(f"{stage_path} does not set RESOURCES")
+    declared = _RESOURCES.search(stage_path.read_text())
+    if declared is None:
+        raise ValueError(f"{stage_path} does not set RESOURCES")
+    return declared[1] != "None"
 
 
 def stage_code(stage_module: str) -> list[Path]:

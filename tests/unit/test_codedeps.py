@@ -3,6 +3,7 @@ config data files."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib
 import json
@@ -198,6 +199,30 @@ def test_closure_of_a_package_init_resolves_relative_imports_from_the_package(fa
     (fake_package / "d" / "__init__.py").write_text("from . import e\nfrom .. import g\n")
     files = relative(codedeps.module_closure("siamcollapse.d"), fake_package)
     assert files == {"__init__.py", "d/__init__.py", "d/e.py", "d/deep.py", "g.py"}
+
+
+def imports_of_the_whole_syntax_tree(source: str) -> list[str]:
+    """Every import statement of a module, found by walking its complete syntax tree."""
+    return sorted(ast.unparse(node) for node in ast.walk(ast.parse(source))
+                  if isinstance(node, ast.Import | ast.ImportFrom))
+
+
+def test_the_import_scan_finds_what_a_full_parse_finds_in_every_module_of_the_package():
+    for path in PKG.rglob("*.py"):
+        source = path.read_text()
+        found = sorted(ast.unparse(node) for node in codedeps._import_statements(source))
+        assert found == imports_of_the_whole_syntax_tree(source), path
+
+
+@pytest.mark.parametrize("source", [
+    "from .a import (\n    b,  # the first\n    c,\n)\nimport os, \\\n    sys\n",
+    "def f():\n    if True:\n        from . import lazy\n    return lazy\n",
+    '"""From the start,\nimport what is needed; from here on it is prose."""\nfrom . import x\n',
+    "from .a import (b,  # a comment (with parentheses)\n    c)\n",
+])
+def test_the_import_scan_finds_every_import_form(source: str):
+    found = sorted(ast.unparse(node) for node in codedeps._import_statements(source))
+    assert found == imports_of_the_whole_syntax_tree(source) and found
 
 
 def test_a_module_with_only_a_docstring_is_no_dependency_until_it_holds_code(fake_package: Path):
