@@ -37,9 +37,13 @@ def runs_of_test_config(path: Path = REPO / "configs" / "test.yaml") -> list[str
     return list(plan.expand_runs(load_experiment([path])))
 
 
+def tool_env() -> dict[str, str]:
+    """The environment of a tool run by the tests: this environment's commands first on PATH."""
+    return {**os.environ, "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")])}
+
+
 def _run(cmd: list[str], cwd: Path, check: bool, timeout: int) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")])}
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=tool_env())
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd[:3])} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc

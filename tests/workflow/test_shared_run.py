@@ -1,11 +1,13 @@
-"""What the one shared local run of configs/test.yaml shows: its results and report, and what
-each engine reruns after edits (Snakemake by itself; DVC after recording Snakemake's work with
-one command)."""
+"""What the one shared local run of configs/test.yaml shows: its results and report, what each
+engine reruns after edits (Snakemake by itself; DVC after recording Snakemake's work with one
+command), and that the SLURM run of the same config, made beside it, gives the same results."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -18,12 +20,42 @@ from siamcollapse.dvc_yaml import CHECK_STAGE, TRAINING_CURVES
 from siamcollapse.layout import COST_TABLE_FILES, FIGURE_NAMES, TABLE_FILES, run_group_figure
 
 from .conftest import copy_tree, edit_yaml, in_project, runs_of_test_config
+from .slurm_cluster import ClusterUnavailable, missing_requirement
 from .test_dvc import TEST_PIPELINE, changed_stages, dvc_repro
+from .test_slurm import LEFT_OUT_RULES, SUBMITTED, SlurmRun, fingerprints
 from .test_snakemake import job_counts
 
 # Collected first (tests/conftest.py), as one unit of a parallel session (`--dist loadfile`):
-# the worker that runs this file makes the shared run and then both reruns.
+# the worker that runs this file starts the SLURM run, makes the shared run beside it, then both
+# reruns, and last compares the SLURM run's results with the shared run's.
 pytestmark = pytest.mark.long_chain
+SLURM_RUN_TIMEOUT_S = 900
+
+
+@pytest.fixture(scope="session", autouse=True)
+def slurm_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmRun | str]:
+    """The SLURM run (``SlurmRun``), started before this file's first test asks for the shared
+    local run: its jobs, short and mostly waiting on the executor's status checks, run beside the
+    local run instead of holding a worker of their own. Where the SLURM test is not selected,
+    nothing starts; where no cluster can start, the reason why (the SLURM test skips with it)."""
+    if not any(item.get_closest_marker("slurm") for item in request.session.items):
+        yield "the SLURM test is not selected"
+        return
+    reason = missing_requirement()
+    if reason:
+        yield reason
+        return
+    run = SlurmRun(tmp_path_factory.mktemp("slurm-run") / "project")
+    try:
+        run.start()
+    except (ClusterUnavailable, OSError) as exc:
+        run.stop()
+        yield f"could not start a SLURM cluster: {exc}"
+        return
+    try:
+        yield run
+    finally:
+        run.stop()
 
 
 def check_results_of_the_test_config(project: Path) -> None:
@@ -230,3 +262,46 @@ def test_dvc_reruns_only_invalidated_stages_of_a_snakemake_run_and_snakemake_agr
             log = pd.read_csv(project / f"results/test/runs/{run}/train_log.csv", dtype=str, keep_default_na=False)
             drawn = [(row["epoch"], row[column]) for row in rows if row["filename"] == f"{run}/train_log.csv"]
             assert drawn == list(zip(log["epoch"], log[column])), (plot_id, run)
+
+
+@pytest.mark.slurm
+def test_test_config_runs_as_slurm_jobs_with_the_results_of_a_local_run(slurm_run, local_test_run):
+    if isinstance(slurm_run, str):
+        pytest.skip(slurm_run)
+    project, config, planned = slurm_run.project, slurm_run.config, dict(slurm_run.planned)
+    planned.pop("total")
+    planned.pop("all")  # the target rule has no command: Snakemake itself completes it, no job to submit
+    assert set(planned) == set(slurm_run.planned_by_test_config) - {"total", "all", *LEFT_OUT_RULES}
+    output = slurm_run.wait(SLURM_RUN_TIMEOUT_S)
+
+    # Every job was a SLURM job: what Snakemake submitted is what the controller ran and
+    # completed, one job per planned job (no retries), each with its SLURM log.
+    submitted = {slurm_id: Path(log) for _, slurm_id, log in SUBMITTED.findall(output)}
+    assert len(submitted) == sum(planned.values()), output[-3000:]
+    jobs = slurm_run.cluster.jobs()
+    names = {job["name"] for job in jobs if job["id"] in submitted}
+    assert len(names) == 1  # the executor names every job of a run by the run's id
+    ran = {job["id"]: job for job in jobs if job["name"] in names}
+    assert set(ran) == set(submitted)
+    assert {job["state"] for job in ran.values()} == {"COMPLETED"}, ran
+    comments = [job["comment"] for job in ran.values()]  # "rule_<rule>[_wildcards_<values>]"
+    assert len(set(comments)) == len(comments)
+    rules = Counter(re.fullmatch(r"rule_(.+?)(?:_wildcards_.*)?", comment)[1] for comment in comments)
+    assert rules == planned
+    for log in submitted.values():
+        assert log.is_file() and log.stat().st_size > 0, log
+        assert log.is_relative_to(project / ".snakemake" / "slurm_logs")
+    slurm_run.stop()  # what follows reads files only
+
+    # The same results as the local run of configs/test.yaml: its rows of the tables and every
+    # checkpoint's weights.
+    slurm = pd.read_csv(project / "results/test/tables/runs.csv").sort_values("run", ignore_index=True)
+    assert set(slurm["run"]) == set(runs_of_test_config(project / config))
+    local = pd.read_csv(local_test_run / "results/test/tables/runs.csv")
+    local = local[local["run"].isin(slurm["run"])].sort_values("run", ignore_index=True)
+    floors_only = sorted(set(local) - set(slurm))  # columns only the floors fill (the pixel side)
+    assert local[floors_only].isna().all().all(), floors_only
+    pd.testing.assert_frame_equal(slurm, local[list(slurm.columns)], check_exact=True, check_dtype=False)  # ints, as floats beside the floors' NaN
+    slurm_weights, local_weights = fingerprints(project), fingerprints(local_test_run)
+    assert slurm_weights == {run: local_weights[run] for run in slurm_weights}
+    assert len(slurm_weights) == (slurm["method"] != plan.RAW_PIXELS).sum()  # every network's checkpoint

@@ -1,22 +1,18 @@
-"""The SLURM profile: every entry takes effect, and configs/test.yaml (one run's chain, through
-every rule but those of LEFT_OUT_RULES) runs through it on a real one-node SLURM cluster, every
-job as a SLURM job, with exactly the results of a local run."""
+"""The SLURM profile: every entry takes effect; and the SLURM run of configs/test.yaml (one run's
+chain, through every rule but those of LEFT_OUT_RULES) on a real one-node SLURM cluster, which
+tests/workflow/test_shared_run.py starts beside the shared local run and compares with it."""
 
 from __future__ import annotations
 
 import re
-from collections import Counter
+import subprocess
 from pathlib import Path
 
-import pandas as pd
-import pytest
 import torch
 import yaml
 
-from siamcollapse.plan import RAW_PIXELS
-
-from .conftest import REPO, copy_project, in_project, runs_of_test_config
-from .slurm_cluster import ClusterUnavailable, SlurmCluster, missing_requirement
+from .conftest import BIN, REPO, copy_project, in_project, tool_env
+from .slurm_cluster import SlurmCluster
 from .test_snakemake import job_counts
 
 PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
@@ -42,10 +38,6 @@ LEFT_OUT_GROUPS = ("simsiam-resnet18", "simsiam-resnet18-decaypred", "simsiam-re
 LEFT_OUT_DISTILLATIONS = ("distill-mocov3-to-resnet18",)
 LEFT_OUT_FLOORS = {"random_init_baseline": False, "raw_pixels": {"enabled": False}}
 LEFT_OUT_RULES = {"pretrain_segment", "distill", "random_init", "extract_raw_pixels"}
-# Collected first (tests/conftest.py), as one unit of a parallel session (`--dist loadfile`): its
-# worker starts the cluster at once, and the test reads the shared local run only after its own
-# SLURM run, by when another worker has made it.
-pytestmark = pytest.mark.long_chain
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 
 
@@ -64,24 +56,6 @@ def test_every_entry_of_the_slurm_profile_takes_effect(tmp_path, monkeypatch):
         if isinstance(parsed, MaxJobsPerTimespan):
             parsed, value = vars(parsed), vars(MaxJobsPerTimespan.parse_choice(value))
         assert parsed == value, key
-
-
-@pytest.fixture(scope="module")
-def slurm_cluster():
-    """A one-node SLURM cluster for this module's tests, or a skip that says why there is none."""
-    reason = missing_requirement()
-    if reason:
-        pytest.skip(reason)
-    cluster = SlurmCluster()
-    try:
-        cluster.start()
-    except (ClusterUnavailable, OSError) as exc:
-        cluster.stop()
-        pytest.skip(f"could not start a SLURM cluster: {exc}")
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def fingerprints(project: Path) -> dict[str, str]:
@@ -103,46 +77,46 @@ def slurm_test_config(project: Path) -> str:
     return path.relative_to(project).as_posix()
 
 
-@pytest.mark.slurm
-def test_test_config_runs_as_slurm_jobs_with_the_results_of_a_local_run(slurm_cluster, request, tmp_path):
-    project = copy_project(tmp_path / "project")
-    config = slurm_test_config(project)
-    planned = job_counts(in_project(project, "snakemake", "-n", "--configfile", config).stdout)
-    planned.pop("total")
-    planned.pop("all")  # the target rule has no command: Snakemake itself completes it, no job to submit
-    assert set(planned) == set(job_counts(in_project(project, "snakemake", "-n", "--configfile",
-                                                     "configs/test.yaml").stdout)) - {"total", "all", *LEFT_OUT_RULES}
 
-    proc = in_project(project, "snakemake", *USE_PROFILE, "--configfile", config, *NO_ACCOUNTING, *FAST, timeout=900)
-    output = proc.stdout + proc.stderr
 
-    # Every job was a SLURM job: what Snakemake submitted is what the controller ran and
-    # completed, one job per planned job (no retries), each with its SLURM log.
-    submitted = {slurm_id: Path(log) for _, slurm_id, log in SUBMITTED.findall(output)}
-    assert len(submitted) == sum(planned.values()), output[-3000:]
-    names = {job["name"] for job in slurm_cluster.jobs() if job["id"] in submitted}
-    assert len(names) == 1  # the executor names every job of a run by the run's id
-    ran = {job["id"]: job for job in slurm_cluster.jobs() if job["name"] in names}
-    assert set(ran) == set(submitted)
-    assert {job["state"] for job in ran.values()} == {"COMPLETED"}, ran
-    comments = [job["comment"] for job in ran.values()]  # "rule_<rule>[_wildcards_<values>]"
-    assert len(set(comments)) == len(comments)
-    rules = Counter(re.fullmatch(r"rule_(.+?)(?:_wildcards_.*)?", comment)[1] for comment in comments)
-    assert rules == planned
-    for log in submitted.values():
-        assert log.is_file() and log.stat().st_size > 0, log
-        assert log.is_relative_to(project / ".snakemake" / "slurm_logs")
+class SlurmRun:
+    """configs/test.yaml less LEFT_OUT_* (``slurm_test_config``) through the SLURM profile, in a
+    project copy at ``project``, on a one-node cluster: started in the background (`start`), so
+    that its jobs run while the same pytest worker makes the local run, and awaited (`wait`)."""
 
-    # The same results as the local run of configs/test.yaml: its rows of the tables and every
-    # checkpoint's weights.
-    local_run = request.getfixturevalue("local_test_run")  # after the SLURM run: it may still be in the making
-    slurm = pd.read_csv(project / "results/test/tables/runs.csv").sort_values("run", ignore_index=True)
-    assert set(slurm["run"]) == set(runs_of_test_config(project / config))
-    local = pd.read_csv(local_run / "results/test/tables/runs.csv")
-    local = local[local["run"].isin(slurm["run"])].sort_values("run", ignore_index=True)
-    floors_only = sorted(set(local) - set(slurm))  # columns only the floors fill (the pixel side)
-    assert local[floors_only].isna().all().all(), floors_only
-    pd.testing.assert_frame_equal(slurm, local[list(slurm.columns)], check_exact=True, check_dtype=False)  # ints, as floats beside the floors' NaN
-    slurm_weights, local_weights = fingerprints(project), fingerprints(local_run)
-    assert slurm_weights == {run: local_weights[run] for run in slurm_weights}
-    assert len(slurm_weights) == (slurm["method"] != RAW_PIXELS).sum()  # every network's checkpoint
+    def __init__(self, project: Path) -> None:
+        self.project = copy_project(project)
+        self.config = slurm_test_config(self.project)
+        self.cluster = SlurmCluster()
+        self.process: subprocess.Popen | None = None
+        self._output = self.project.parent / "snakemake-slurm.out"
+
+    def start(self) -> None:
+        """Plan both configs (dry-runs), start the cluster, then submit the run without waiting."""
+        self.planned = job_counts(in_project(self.project, "snakemake", "-n", "--configfile", self.config).stdout)
+        self.planned_by_test_config = job_counts(in_project(self.project, "snakemake", "-n", "--configfile",
+                                                            "configs/test.yaml").stdout)
+        self.cluster.start()
+        with self._output.open("w") as output:
+            self.process = subprocess.Popen(
+                [str(BIN / "snakemake"), *USE_PROFILE, "--configfile", self.config, *NO_ACCOUNTING, *FAST],
+                cwd=self.project, env=tool_env(), stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+
+    def wait(self, timeout_s: float) -> str:
+        """Snakemake's output once it has finished; an error with its tail if it failed."""
+        assert self.process is not None, "the SLURM run was never started"
+        returncode = self.process.wait(timeout=timeout_s)
+        output = self._output.read_text()
+        assert returncode == 0, f"snakemake (SLURM) failed ({returncode}):\n{output[-3000:]}\n{self.cluster.logs()}"
+        return output
+
+    def stop(self) -> None:
+        """Stop Snakemake (by PID) if it still runs, then the cluster (its jobs, its daemons)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.cluster.stop()
