@@ -20,7 +20,8 @@ dvc-repro: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 # One pytest worker per core (pytest-xdist), each running whole files, in collection order: the
-# long_chain file (the shared local run beside the SLURM run, then the reruns) first (docs/testing.md).
+# long_chain files (the shared local run beside the SLURM run, then the reruns; DVC's runs) first
+# (docs/testing.md).
 PARALLEL := -n auto --dist loadfile --no-loadscope-reorder
 
 test: $(STAMP)

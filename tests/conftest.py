@@ -29,7 +29,7 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files marked long_chain (the shared local run beside the SLURM run, and the reruns) come
-    first, so that under `make test` (one file per worker at a time, in this order) each starts
+    """Files marked long_chain (the shared local run beside the SLURM run, and the reruns; DVC's
+    runs) come first, so that under `make test` (one file per worker at a time, in this order) each starts
     on a worker at once rather than last, when the whole session would wait for it."""
     items.sort(key=lambda item: item.get_closest_marker("long_chain") is None)

@@ -23,6 +23,9 @@ from siamcollapse.plan import RANDOM_INIT
 from .conftest import REPO, copy_project, edit_yaml, in_project, runs_of_test_config, stand_in_image_folder
 from .test_snakemake import CONFIGS, check_every_stage_is_planned, job_counts
 
+# Collected first (tests/conftest.py), beside test_shared_run.py: a run from an empty tree, pushed,
+# pulled and rerun, then `dvc exp run`, makes this file the longest after that one.
+pytestmark = pytest.mark.long_chain
 TEST_PIPELINE = "workflow/dvc/test/dvc.yaml"
 # DVC's refusal of a dvc.lock cut short (by a kill while DVC rewrote it): broken YAML, or a cut entry.
 CUT_LOCK = re.compile(r"dvc\.lock' (is invalid|validation failed)")
