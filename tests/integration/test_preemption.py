@@ -88,9 +88,7 @@ def test_sigkill_after_an_epoch_resumes_from_its_state(experiment, tiny_dataset,
     assert killed.returncode == -signal.SIGKILL
     assert RunDir(run_dir).resume.exists() and not (run_dir / "checkpoint.pt").exists()
 
-    resumed = subprocess.run([str(SIAMCOLLAPSE), *command(experiment, tiny_dataset, run, run_dir, tmp_path / "2.log")],
-                             capture_output=True, text=True, timeout=300, check=False)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert run_cli(*command(experiment, tiny_dataset, run, run_dir, tmp_path / "2.log")) == 0  # the rerun
     log = (tmp_path / "2.log").read_text()
     assert f"continuing {run} after epoch " in log and f"epoch 1/{EPOCHS} " not in log  # resumed, not restarted
     assert_same_training(run_dir, straight[run])
