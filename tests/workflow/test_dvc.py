@@ -152,6 +152,11 @@ def ran_stages(repro_output: str) -> set[str]:
     return set(re.findall(r"Running stage '[^']*:([^']+)'", repro_output))
 
 
+def restored_stages(repro_output: str) -> set[str]:
+    """Stages DVC took from its run cache instead of running them."""
+    return set(re.findall(r"Stage '[^']*:([^']+)' is cached - skipping run", repro_output))
+
+
 def dvc_repro(project: Path) -> set[str]:
     return ran_stages(in_project(project, "dvc", "repro", TEST_PIPELINE).stdout)
 
@@ -180,9 +185,23 @@ def test_dvc_repro_runs_the_stages_of_a_target_from_an_empty_tree(project):
     dry_run = in_project(project, "snakemake", "-n", knn.relative_to(project), "--configfile", "configs/test.yaml")
     assert "Nothing to be done" in dry_run.stdout + dry_run.stderr
 
+    # DVC rewrites dvc.lock in place after each stage: killed in the middle of that, it leaves the
+    # file cut short and refuses to run. The recovery docs/pipeline.md gives (delete it, rerun)
+    # brings back every stage of the chain (from DVC's run cache, which holds these runs), with
+    # the same results.
+    result = knn.read_bytes()
+    lock = (project / TEST_PIPELINE).with_name("dvc.lock")
+    text = lock.read_text()
+    lock.write_text(text[: len(text) // 2] + "  - path:\n")
+    refused = in_project(project, "dvc", "repro", target, check=False)
+    assert refused.returncode != 0 and CUT_LOCK.search(refused.stdout + refused.stderr), refused.stderr
+    lock.unlink()
+    recovered = in_project(project, "dvc", "repro", target).stdout
+    assert ran_stages(recovered) | restored_stages(recovered) == ran
+    assert knn.read_bytes() == result and "up to date" in in_project(project, "dvc", "status", target).stdout
+
     # docs/dvc.md's sharing: pushed to a remote, the artifacts come back with `dvc pull` into a
     # tree that has lost its cache and its outputs.
-    result = knn.read_bytes()
     in_project(project, "dvc", "remote", "add", "-d", "storage", project.parent / "remote")
     in_project(project, "dvc", "push", "--with-deps", target)
     shutil.rmtree(project / ".dvc" / "cache")
@@ -190,18 +209,6 @@ def test_dvc_repro_runs_the_stages_of_a_target_from_an_empty_tree(project):
     shutil.rmtree(project / "data")
     in_project(project, "dvc", "pull", "--with-deps", target)
     assert knn.read_bytes() == result and RunDir(knn.parent).checkpoint.is_file()
-
-    # DVC rewrites dvc.lock in place after each stage: killed in the middle of that, it leaves the
-    # file cut short and refuses to run. The recovery docs/pipeline.md gives (delete it, rerun)
-    # reruns the chain, with the same results.
-    lock = (project / TEST_PIPELINE).with_name("dvc.lock")
-    text = lock.read_text()
-    lock.write_text(text[: len(text) // 2] + "  - path:\n")
-    refused = in_project(project, "dvc", "repro", target, check=False)
-    assert refused.returncode != 0 and CUT_LOCK.search(refused.stdout + refused.stderr), refused.stderr
-    lock.unlink()
-    assert ran_stages(in_project(project, "dvc", "repro", target).stdout) == ran
-    assert knn.read_bytes() == result
 
     # docs/dvc.md's experiments: in a git repository, `dvc exp run -S` with one key changed reruns
     # the stage that reads it, and `dvc exp show` tables the experiment's params beside its results.
