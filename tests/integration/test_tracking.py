@@ -24,7 +24,7 @@ from siamcollapse.metrics import SPECTRUM_METRICS
 from siamcollapse.training import tracking
 
 from .test_preemption import log_rows, start_and_signal
-from .test_stages import SIAMCOLLAPSE, pretrain_args, whole_subset_experiment
+from .test_stages import pretrain_args, run_cli, whole_subset_experiment
 
 RUN = "simsiam-100pct"
 EPOCHS, STEPS = 2, 20
@@ -48,9 +48,8 @@ def tracked(tiny_dataset: Path, tmp_path_factory) -> tuple[Path, Path, OutputTre
     stopped = start_and_signal([*argv, "--log", str(out / "2.log")], out / "2.log", "  epoch 2 step 12/",
                                signal.SIGTERM)
     assert stopped.returncode == TrainingInterrupted.exit_code, stopped.stderr[-3000:]
-    finished = subprocess.run([str(SIAMCOLLAPSE), *argv], capture_output=True, text=True, timeout=300, check=False)
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    assert "continuing simsiam-100pct after epoch 2 step " in finished.stdout
+    assert run_cli(*argv, "--log", out / "3.log") == 0  # the last rerun, in this process
+    assert "continuing simsiam-100pct after epoch 2 step " in (out / "3.log").read_text()
     return config, run_dir, tree
 
 
