@@ -85,7 +85,9 @@ METHOD_COLORS = {
 _METHOD_LINESTYLES = ["-", "-.", ":", (0, (3, 1, 1, 1, 1, 1)), (0, (1, 1))]
 _LOG_RANGE = 1e-7  # log axes show seven decades below the top (round-off values would squash the rest)
 OUTSIDE_LEGEND: dict[str, Any] = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0}
-SAVE_KWARGS: dict[str, Any] = {"dpi": 150, "bbox_inches": "tight"}
+# PNG's zlib level 1 instead of Pillow's 6: the same pixels, a tenth less time per figure set for
+# an eighth more bytes (measured on the test config's 12 figures).
+SAVE_KWARGS: dict[str, Any] = {"dpi": 150, "bbox_inches": "tight", "pil_kwargs": {"compress_level": 1}}
 
 Spectra = Mapping[str, np.ndarray]
 Labels = Mapping[str, Mapping[str, Any]]
