@@ -77,8 +77,6 @@ def slurm_test_config(project: Path) -> str:
     return path.relative_to(project).as_posix()
 
 
-
-
 class SlurmRun:
     """configs/test.yaml less LEFT_OUT_* (``slurm_test_config``) through the SLURM profile, in a
     project copy at ``project``, on a one-node cluster: started in the background (`start`), so
@@ -89,6 +87,9 @@ class SlurmRun:
         self.config = slurm_test_config(self.project)
         self.cluster = SlurmCluster()
         self.process: subprocess.Popen | None = None
+        # jobs per rule, as the dry-runs of `start` plan them (this config's, configs/test.yaml's)
+        self.planned: dict[str, int] = {}
+        self.planned_by_test_config: dict[str, int] = {}
         self._output = self.project.parent / "snakemake-slurm.out"
 
     def start(self) -> None:
