@@ -4,9 +4,10 @@ Both engines declare these files as the stage's code dependencies (Snakemake inp
 so editing a module reruns exactly the stages whose code path contains it. The import graph is
 read statically (``ast``, statement by statement), imports inside functions included, without
 importing anything; an import written out in a docstring counts as one (a dependency too many,
-never one too few). A module that holds nothing but its docstring (most package ``__init__.py`` files) is on the import
-path but is no dependency: nothing in it can change what a stage computes, and once it holds a
-statement it is one (``siamcollapse dvc-yaml --check`` then asks for dvc.yaml to be regenerated).
+never one too few). A module that holds nothing but its docstring (most package ``__init__.py``
+files) is on the import path but is no dependency: nothing in it can change what a stage
+computes, and once it holds a statement it is one (``siamcollapse dvc-yaml --check`` then asks
+for dvc.yaml to be regenerated).
 """
 
 from __future__ import annotations
