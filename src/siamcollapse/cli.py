@@ -32,6 +32,7 @@ TOOLS = {
     "dvc-yaml": ("dvc_yaml", "Write (or --check) the DVC pipeline of a config, generated from the Snakemake workflow."),
     "config-docs": ("config_docs", "Write (or --check) docs/config.md, the reference of every config key, from the schema."),
     "validate": ("preflight", "Check a config as far as it can be without running anything (keys, YAML, dataset, sizes)."),
+    "estimate-compute": ("estimate_compute", "Estimate a config's pretraining compute from a finished run's measured costs."),
     "launch": ("launch", "Run a stage on several processes, GPUs or nodes (accelerate launch; srun across nodes)."),
 }
 TOOL_HELP = {name: text for name, (_, text) in TOOLS.items()}

@@ -253,3 +253,10 @@ def only_keys(config: dict[str, Any], keys: list[str], stage: str) -> DeclaredKe
             node = node.setdefault(part, DeclaredKeys({}, where, stage))
         node[leaf] = copy.deepcopy(source[leaf])
     return view
+
+
+def steps_per_epoch(pretrain: dict[str, Any], num_train: int) -> int:
+    """Steps in one epoch: fixed by the *full* training set, whatever the subset (compute-matched)."""
+    if pretrain.get("steps_per_epoch"):
+        return int(pretrain["steps_per_epoch"])
+    return max(1, math.ceil(num_train / pretrain["batch_size"]))

@@ -40,6 +40,7 @@ METRICS_TABLE_FILE = "metrics.csv"  # one row per (run, split, features, metric)
 TABLE_FILES = (*(f"{name}.{ext}" for name in TABLE_NAMES for ext in ("csv", "md")), METRICS_TABLE_FILE)
 assert TABLE_FILES[:2] == RUN_TABLE_FILES
 COST_TABLE_FILES = ("costs.csv", "costs.md")  # what each job cost (collect reads the benchmark files)
+SEGMENT_JOB = "{run}-epoch{epoch}"  # a pretraining segment's job: its log and benchmark names
 # What the plot stage writes into figures/, in the order it writes them.
 FIGURE_NAMES = (
     "singular_values.png",

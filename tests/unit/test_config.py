@@ -1,5 +1,6 @@
 """Config validation: defaults, unknown keys, wrong types, impossible values, run expansion."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from siamcollapse.config import (
     load_experiment,
     nest_dotted_keys,
     schema_defaults,
+    steps_per_epoch,
     validate_config,
 )
 from siamcollapse.errors import UserInputError
@@ -188,3 +190,8 @@ def test_get_dotted_and_has_dotted():
             get_dotted(config, missing)
         assert not has_dotted(config, missing)
     assert has_dotted(config, "a.b.c") and has_dotted(config, "x")
+
+
+def test_steps_per_epoch_is_fixed_by_the_full_training_set():
+    assert steps_per_epoch({"steps_per_epoch": None, "batch_size": 64}, 4000) == math.ceil(4000 / 64)
+    assert steps_per_epoch({"steps_per_epoch": 7, "batch_size": 64}, 4000) == 7

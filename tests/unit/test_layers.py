@@ -16,7 +16,7 @@ LAYERS = [
     ["plan"],
     ["preflight"],
     ["reporting"],
-    ["stages", "launch", "dvc_yaml", "config_docs"],
+    ["stages", "launch", "dvc_yaml", "config_docs", "estimate_compute"],
     ["cli"],
     ["__main__", ""],
 ]

@@ -1,6 +1,5 @@
 """The training strategies: chunk coverage, reproducible ordering, equal steps, the right pools."""
 
-import math
 from itertools import pairwise
 
 import pytest
@@ -13,7 +12,6 @@ from siamcollapse.training.strategies import (
     epoch_batches,
     epoch_pool,
     shard,
-    steps_per_epoch,
 )
 
 SUBSET = torch.arange(100, 160)  # 60 training indices
@@ -115,10 +113,6 @@ def test_batches_are_reproducible_per_epoch_and_differ_between_epochs():
     assert torch.equal(a, epoch_batches(iid(seed=1, batch_size=8), subset, 3, epoch=2))
     assert not torch.equal(a, epoch_batches(iid(seed=1, batch_size=8), subset, 3, epoch=3))
 
-
-def test_steps_per_epoch_is_fixed_by_the_full_training_set():
-    assert steps_per_epoch({"steps_per_epoch": None, "batch_size": 64}, 4000) == math.ceil(4000 / 64)
-    assert steps_per_epoch({"steps_per_epoch": 7, "batch_size": 64}, 4000) == 7
 
 
 def test_shards_partition_the_global_batch():

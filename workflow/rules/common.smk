@@ -20,6 +20,7 @@ from siamcollapse.layout import (
     COST_TABLE_FILES,
     FIGURE_NAMES,
     RUN_TABLE_FILES,
+    SEGMENT_JOB,
     TABLE_FILES,
     code_stamp,
     run_group_figure,

@@ -50,9 +50,9 @@ rule pretrain_segment:
     output:
         state=RUN.state("{epoch}"),
     log:
-        LOGS / "pretrain" / "{run}-epoch{epoch}.log",
+        LOGS / "pretrain" / f"{SEGMENT_JOB}.log",
     benchmark:
-        TREE.benchmark("pretrain_segment", "{run}-epoch{epoch}")
+        TREE.benchmark("pretrain_segment", SEGMENT_JOB)
     threads: threads_of("pretrain")
     resources:
         **resources_of("pretrain"),

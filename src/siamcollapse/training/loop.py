@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import yaml
 
+from ..config import steps_per_epoch
 from ..data.augment import BatchAugment, BatchShare
 from ..data.loaders import InMemoryPairs, StreamingPairs, augment_config
 from ..data.sources import (
@@ -56,7 +57,7 @@ from .checkpoint import (
     settings_hash,
 )
 from .preemption import StopSignal
-from .strategies import epoch_batches, shard, step_seeds, steps_per_epoch
+from .strategies import epoch_batches, shard, step_seeds
 from .tracking import TrackerLog, Tracking
 
 # Per epoch; the spectrum metrics (and track_s, the seconds spent measuring them) only on tracked epochs.

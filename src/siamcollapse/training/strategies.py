@@ -16,7 +16,6 @@ the pool is cycled through fresh permutations until ``steps x batch_size`` indic
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -106,9 +105,3 @@ def shard(batch: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
     per_process = len(batch) // world_size
     return batch[rank * per_process:(rank + 1) * per_process]
 
-
-def steps_per_epoch(pretrain: dict[str, Any], num_train: int) -> int:
-    """Steps in one epoch: fixed by the *full* training set, whatever the subset (compute-matched)."""
-    if pretrain.get("steps_per_epoch"):
-        return int(pretrain["steps_per_epoch"])
-    return max(1, math.ceil(num_train / pretrain["batch_size"]))
