@@ -31,3 +31,13 @@ def test_knn_reports_its_progress_over_the_val_chunks(capsys):
     knn_top1(train, train_labels, val, val_labels, [1], 0.07, chunk=3)
     lines = capsys.readouterr().err.splitlines()
     assert lines and lines[-1].startswith(f"kNN: {len(val)}/{len(val)} (100%)")
+
+
+def test_each_neighbour_votes_with_weight_exp_of_its_similarity_over_the_temperature():
+    """One near neighbour of class 0 against two farther ones of class 1: a low temperature lets
+    the nearest outvote the pair, a high one makes the votes nearly equal (the pair wins)."""
+    train = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    labels = torch.tensor([0, 1, 1])
+    val, truth = torch.tensor([[1.0, 0.1]]), torch.tensor([0])
+    assert knn_top1(train, labels, val, truth, [1, 3], 0.07) == {1: 100.0, 3: 100.0}
+    assert knn_top1(train, labels, val, truth, [1, 3], 100.0) == {1: 100.0, 3: 0.0}

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import UserInputError
 from ..evaluation.knn import knn_top1
-from ..io import load_tensors, write_json
+from ..io import load_npy, write_json
 from ..layout import FeatureDir
 
 RESOURCES = "default"
@@ -22,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     ks, temperature = config["knn"]["k"], config["knn"]["temperature"]
     features = FeatureDir(args.features_dir)
-    train, train_labels = load_tensors(*features.split("train"))
-    val, val_labels = load_tensors(*features.split("val"))
+    train, train_labels = (load_npy(path) for path in features.split("train"))
+    val, val_labels = (load_npy(path) for path in features.split("val"))
     if max(ks) > len(train):  # found before any job where the config gives the dataset's size (preflight)
         raise UserInputError(f"config: key 'knn.k': {max(ks)} neighbours, but the training features in "
                              f"{args.features_dir} hold {len(train)} images; every k must be at most {len(train)}")
