@@ -40,6 +40,14 @@ def last_bn_weights(net: torch.nn.Module) -> list[torch.Tensor]:
     return [(b.bn3 if isinstance(b, tv_models.resnet.Bottleneck) else b.bn2).weight for b in blocks]
 
 
+@pytest.fixture
+def structure_only():
+    """Networks built on the meta device: their shapes and parameter counts, without initialising
+    weights (seconds per full-width network on a CPU)."""
+    with torch.device("meta"):
+        yield
+
+
 # --- ResNets ------------------------------------------------------------------------------
 
 
@@ -56,6 +64,7 @@ def test_resnet_output_size_is_feature_dim(arch, block, stem, size):
 
 
 @pytest.mark.parametrize("arch", RESNET_ARCHS)
+@pytest.mark.usefixtures("structure_only")
 def test_default_resnets_match_torchvision_without_fc(arch):
     reference = getattr(tv_models, arch)()
     expected = count_parameters(reference) - count_parameters(reference.fc)
@@ -72,6 +81,7 @@ def test_default_block_is_the_architectures_own(arch, own):
 
 
 @pytest.mark.parametrize("width", [64, 96, 128])
+@pytest.mark.usefixtures("structure_only")
 def test_bottleneck_resnet18_is_four_times_wider(width):
     net = build_backbone("resnet18", width, block="bottleneck")
     assert [len(stage) for stage in (net.layer1, net.layer2, net.layer3, net.layer4)] == [2, 2, 2, 2]
@@ -94,6 +104,7 @@ def _torchvision_count_without_fc(block, layers, **kwargs) -> int:
 
 
 @pytest.mark.parametrize("width_per_group", [64, 96, 128])
+@pytest.mark.usefixtures("structure_only")
 def test_the_papers_bottleneck_resnet18_widens_only_the_bottleneck(width_per_group):
     net = build_backbone("resnet18", block="bottleneck", width_per_group=width_per_group)
     expected = _torchvision_count_without_fc(tv_models.resnet.Bottleneck, [2, 2, 2, 2],
@@ -104,6 +115,7 @@ def test_the_papers_bottleneck_resnet18_widens_only_the_bottleneck(width_per_gro
     assert 13e6 < count_parameters(build_backbone("resnet18", block="bottleneck")) < 15e6  # the paper's 13.9M
 
 
+@pytest.mark.usefixtures("structure_only")
 def test_the_papers_resnet50_without_bottlenecks_has_torchvisions_basic_block_count():
     net = build_backbone("resnet50", block="basic")
     assert count_parameters(net) == _torchvision_count_without_fc(tv_models.resnet.BasicBlock, [5, 6, 9, 4])
