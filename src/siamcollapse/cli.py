@@ -15,7 +15,6 @@ import argparse
 import ast
 import contextlib
 import importlib
-import json
 import os
 import sys
 import traceback
@@ -25,6 +24,7 @@ from types import ModuleType
 from typing import Any, TextIO
 
 from .codedeps import stage_modules
+from .config import json_object
 from .errors import TrainingDiverged, TrainingInterrupted, UserInputError
 
 # Commands that are not pipeline stages: name -> (module, one-line help).
@@ -52,21 +52,11 @@ def _stage_module(name: str) -> ModuleType:
     return importlib.import_module(f"siamcollapse.stages.{name.replace('-', '_')}")
 
 
-def _json_object(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("must be a JSON object")
-    return value
-
-
 def _add_common_options(common: argparse.ArgumentParser, reads_config: bool) -> None:
     if reads_config:
         common.add_argument("--config", dest="configfiles", type=Path, action="append", required=True,
                             metavar="FILE", help="experiment config (repeat to merge several, in order)")
-        common.add_argument("--set", dest="overrides", type=_json_object, default=None, metavar="JSON",
+        common.add_argument("--set", dest="overrides", type=json_object, default=None, metavar="JSON",
                             help="config overrides on top of the files, e.g. '{\"linear_probe\": {\"lr\": 0.2}}'")
     common.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: the config's)")
     common.add_argument("--log", type=Path, default=None, help="also write everything printed to this file")

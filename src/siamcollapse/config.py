@@ -8,7 +8,9 @@ build time) and every stage command (at run time) load a config through the same
 
 from __future__ import annotations
 
+import argparse
 import copy
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -260,3 +262,14 @@ def steps_per_epoch(pretrain: dict[str, Any], num_train: int) -> int:
     if pretrain.get("steps_per_epoch"):
         return int(pretrain["steps_per_epoch"])
     return max(1, math.ceil(num_train / pretrain["batch_size"]))
+
+
+def json_object(text: str) -> dict:
+    """An argparse type: config overrides given as a JSON object on the command line."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value

@@ -9,11 +9,10 @@ names the measured runs behind each estimate, the machine, and the assumptions.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from .config import load_experiment
+from .config import json_object, load_experiment
 from .errors import UserInputError
 from .io import write_text
 from .layout import COST_TABLE_FILES
@@ -25,11 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"{COST_TABLE_FILES[0]} of a finished Snakemake run (in its tables folder)")
     parser.add_argument("--measured-config", type=Path, required=True, metavar="FILE",
                         help="the config that run used")
-    parser.add_argument("--measured-set", type=json.loads, default=None, metavar="JSON",
+    parser.add_argument("--measured-set", type=json_object, default=None, metavar="JSON",
                         help="the overrides that run used on top of its config, as a stage takes them")
     parser.add_argument("--target-config", type=Path, required=True, metavar="FILE",
                         help="the config to estimate, e.g. configs/paper-imagenet.yaml (its dataset need not exist)")
-    parser.add_argument("--target-set", type=json.loads, default=None, metavar="JSON",
+    parser.add_argument("--target-set", type=json_object, default=None, metavar="JSON",
                         help="overrides on top of the target config")
     parser.add_argument("--train-images", type=int, default=None, metavar="N",
                         help="training images of the target's dataset, needed where its steps_per_epoch is null "
