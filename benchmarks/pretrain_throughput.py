@@ -28,8 +28,8 @@ from torchvision import datasets, transforms
 
 from siamcollapse import plan
 from siamcollapse.config import load_experiment
+from siamcollapse.data.catalog import scan_labels
 from siamcollapse.data.embedded import generate
-from siamcollapse.data.sources import scan_labels
 from siamcollapse.data.subsets import write_subset
 from siamcollapse.methods import build_method
 from siamcollapse.models.backbones import build_backbone

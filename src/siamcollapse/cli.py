@@ -133,9 +133,10 @@ def _run_stage(args: argparse.Namespace) -> None:
     threads = args.threads or (config["resources"][module.RESOURCES]["threads"] if config else None)
     if threads:
         threads = max(1, threads // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))  # the processes share the job's
-        import torch
-
-        torch.set_num_threads(threads)
+        # Only where the stage's imports loaded torch: importing it here would cost a torch-free
+        # stage (kNN, tables, figures, data generation) ten times its own start-up.
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
     module.run(args, config)
 
 

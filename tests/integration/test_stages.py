@@ -243,6 +243,30 @@ def test_later_config_files_and_set_override_earlier_ones_for_knn(pipeline: Pipe
     assert {k for k in result if k.startswith("knn_top1_k")} == {"knn_top1_k5", "knn_top1_k1"}
 
 
+def _stage_in_fresh_process(*args: str | Path) -> tuple[bool, int | None]:
+    """(whether torch was imported, torch's thread count if it was) after ``siamcollapse ARGS``
+    in a fresh interpreter (this one has torch loaded)."""
+    probe = ("import sys; from siamcollapse import cli; assert cli.main(sys.argv[1:]) == 0; "
+             "torch = sys.modules.get('torch'); print(torch is not None, torch and torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", probe, *map(str, args)], capture_output=True, text=True, check=True)
+    loaded, threads = out.stdout.split()[-2:]
+    return loaded == "True", int(threads) if loaded == "True" else None
+
+
+def test_a_stage_that_needs_no_torch_does_not_load_it_and_one_that_does_gets_the_threads(pipeline: Pipeline,
+                                                                                         tiny_dataset: Path,
+                                                                                         tmp_path: Path):
+    knn = ["knn", "--config", pipeline.config, "--features-dir", pipeline.run_dir / "features", "--threads", "1"]
+    assert _stage_in_fresh_process(*knn, "--out", tmp_path / "knn.json") == (False, None)
+    subset = ["make-subset", "--config", pipeline.config, "--fraction", "1.0", "--data-root", tiny_dataset]
+    assert _stage_in_fresh_process(*subset, "--out", tmp_path / "subset.json") == (False, None)
+    assert read_json(tmp_path / "subset.json") == read_json(pipeline.subset)
+    probe = ["linear-probe", "--config", pipeline.config, "--checkpoint", pipeline.run_dir / "checkpoint.pt",
+             "--features-dir", pipeline.run_dir / "features", "--out", tmp_path / "probe.json"]
+    assert _stage_in_fresh_process(*probe, "--threads", "1") == (True, 1)
+    assert read_json(tmp_path / "knn.json") == read_json(pipeline.run_dir / "knn.json")
+
+
 def test_knn_refuses_more_neighbours_than_training_images(pipeline: Pipeline, tmp_path: Path, capsys):
     out = tmp_path / "knn.json"
     assert run_cli("knn", "--config", pipeline.config, "--set", '{"knn": {"k": [5, 5000]}}',

@@ -64,6 +64,13 @@ def test_stages_that_read_cached_features_do_not_depend_on_augmentation_or_datas
         assert len([f for f in files if f.endswith(".py")]) <= 8  # was 18 with features.py's imports
 
 
+def test_subsetting_reads_labels_only_so_a_training_side_edit_keeps_the_subsets():
+    """make_subset reads the labels (data/catalog.py), not the decoding and augmentation code."""
+    files = relative(codedeps.stage_code("make_subset"))
+    assert {"data/catalog.py", "data/folders.py", "data/subsets.py"} <= files
+    assert not files & TRAINING_SIDE
+
+
 @pytest.mark.parametrize("stage", ["extract_features", "extract_raw_pixels", "pretrain", "knn", "linear_probe"])
 def test_no_computing_stage_depends_on_the_report_code(stage):
     """Rewording a table's Markdown note (reporting/) reruns only the tables and figures."""

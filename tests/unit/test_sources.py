@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from siamcollapse.data import sources
+from siamcollapse.data import catalog, sources
 from siamcollapse.errors import UserInputError
 
 
@@ -62,8 +62,8 @@ def test_scan_orders_by_name_and_skips_non_images(folder: Path) -> None:
     assert classes == ["a_cat", "b_dog"]
     assert [f.name for f in files] == ["x.png", "10.jpg", "2.png"]
     assert labels == [0, 1, 1]
-    assert sources.scan_labels("imagefolder", folder, "train") == (labels, classes)
-    assert sources.count_split("imagefolder", folder, "train") == 3
+    assert catalog.scan_labels("imagefolder", folder, "train") == (labels, classes)
+    assert catalog.count_split("imagefolder", folder, "train") == 3
 
 
 def test_resize_center_crop_keeps_the_middle() -> None:
@@ -142,7 +142,7 @@ def test_splits_with_different_classes_are_an_error_naming_both_folders(folder: 
     with pytest.raises(UserInputError, match="different classes"):
         sources.ImageFolderStream(folder, "val", 8)
     with pytest.raises(UserInputError, match="different classes"):
-        sources.scan_labels("imagefolder", folder, "val")
+        catalog.scan_labels("imagefolder", folder, "val")
 
 
 def test_val_may_lack_training_classes_where_the_config_allows_it_with_a_warning(folder: Path, capsys) -> None:
@@ -152,7 +152,7 @@ def test_val_may_lack_training_classes_where_the_config_allows_it_with_a_warning
     warning = capsys.readouterr().err
     assert f"warning: {folder / 'val'} lacks 1 of the 2 classes" in warning and "a_cat" in warning
     assert sources.ImageFolderStream(folder, "val", 8, val_classes="subset").labels == [1]
-    assert sources.scan_labels("imagefolder", folder, "val", val_classes="subset")[0] == [1]
+    assert catalog.scan_labels("imagefolder", folder, "val", val_classes="subset")[0] == [1]
 
 
 def test_a_val_class_train_lacks_is_an_error_even_where_val_may_be_a_subset(folder: Path) -> None:
@@ -165,7 +165,7 @@ def test_a_val_class_train_lacks_is_an_error_even_where_val_may_be_a_subset(fold
 def test_the_error_for_a_missing_val_class_names_the_setting_that_allows_it(folder: Path) -> None:
     _with_val(folder, ["b_dog"])
     with pytest.raises(UserInputError, match="set key 'dataset.val_classes' to 'subset'"):
-        sources.scan_labels("imagefolder", folder, "val")
+        catalog.scan_labels("imagefolder", folder, "val")
 
 
 def test_empty_class_folder_message(folder: Path) -> None:
@@ -188,7 +188,7 @@ def test_unknown_source_and_split(folder: Path) -> None:
     with pytest.raises(UserInputError, match="imagenet.*cifar10"):
         sources.load_split("imagenet", folder, "train", 8)
     with pytest.raises(UserInputError, match="'test'"):
-        sources.scan_labels("imagefolder", folder, "test")
+        catalog.scan_labels("imagefolder", folder, "test")
 
 
 def test_embedded_source_requires_dataset_json(folder: Path) -> None:
@@ -227,7 +227,7 @@ def test_fake_cifar10_loads_exact_pixels(tmp_path: Path) -> None:
     assert train.classes == [f"c{i}" for i in range(10)]
     val = sources.load_split("cifar10", tmp_path, "val", 32)
     assert torch.equal(val.images, torch.from_numpy(images[10:]))
-    assert sources.scan_labels("cifar10", tmp_path, "val") == (labels[10:], train.classes)
+    assert catalog.scan_labels("cifar10", tmp_path, "val") == (labels[10:], train.classes)
 
 
 def test_cifar_resize_to_other_size(tmp_path: Path) -> None:
@@ -265,7 +265,7 @@ def test_fake_stl10_is_read_column_major(tmp_path: Path) -> None:
     loaded = sources.load_split("stl10", tmp_path, "train", 96)
     assert torch.equal(loaded.images, torch.from_numpy(images))
     assert loaded.labels.tolist() == [0, 9] and loaded.classes[9] == "s9"
-    assert sources.scan_labels("stl10", tmp_path, "val") == ([0, 9], loaded.classes)
+    assert catalog.scan_labels("stl10", tmp_path, "val") == ([0, 9], loaded.classes)
 
 
 @pytest.mark.parametrize(
@@ -285,4 +285,4 @@ def test_partial_cifar_names_missing_file(tmp_path: Path) -> None:
     _fake_cifar10(tmp_path)
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
     with pytest.raises(UserInputError, match="data_batch_3"):
-        sources.count_split("cifar10", tmp_path, "train")
+        catalog.count_split("cifar10", tmp_path, "train")

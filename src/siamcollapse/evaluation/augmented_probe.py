@@ -28,7 +28,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import Resize
 
 from ..data.augment import AugmentConfig, BatchAugment, eval_resize_side, eval_transform
-from ..data.sources import ImageFolderStream, load_split, scan_labels
+from ..data.catalog import scan_labels
+from ..data.sources import ImageFolderStream, load_split
 from ..fingerprint import state_fingerprint
 from ..optim.optimizers import LARS
 from ..optim.schedules import apply_lr, cosine_lr, scaled_lr
@@ -226,7 +227,7 @@ def run_augmented_probe(backbone: nn.Module, data: dict[str, Any], root: Path, s
                         eval_batch_size: int, num_workers: int) -> dict[str, Any]:
     """Probe ``backbone`` on the dataset at ``root``; returns the metrics.
 
-    ``data``: ``sources.evaluation_data`` of the config's ``dataset``. Keys: linear_top1,
+    ``data``: ``catalog.evaluation_data`` of the config's ``dataset``. Keys: linear_top1,
     linear_train_top1 (un-augmented training images), linear_top5 (more than 5 classes only),
     backbone_unchanged, backbone_fingerprint.
     """

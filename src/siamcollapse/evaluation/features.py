@@ -18,8 +18,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..data.augment import BatchAugment, eval_transform
+from ..data.catalog import count_split
 from ..data.loaders import augment_config
-from ..data.sources import ImageFolderStream, LabeledImages, count_split, decode_images, load_split
+from ..data.sources import ImageFolderStream, LabeledImages, decode_images, load_split
 from ..data.subsets import fixed_sample
 from ..fingerprint import state_fingerprint
 from ..io import atomic_path, write_json

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..data.sources import evaluation_data
+from ..data.catalog import evaluation_data
 from ..errors import UserInputError
 from ..evaluation.augmented_probe import run_augmented_probe
 from ..fingerprint import state_fingerprint

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from ..data.sources import evaluation_data
+from ..data.catalog import evaluation_data
 from ..errors import TrainingDiverged
 from ..evaluation.features import LidarSettings, extract, write_spectrum_outputs
 from ..evaluation.spectrum import NonFiniteFeatures

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from .. import plan
-from ..data.sources import evaluation_data
+from ..data.catalog import evaluation_data
 from ..evaluation.features import LidarSettings, RawPixels, extract, write_spectrum_outputs
 from ..fingerprint import state_fingerprint
 from ..io import write_json, write_text

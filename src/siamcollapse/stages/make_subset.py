@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.sources import scan_labels
+from ..data.catalog import scan_labels
 from ..data.subsets import write_subset
 
 RESOURCES = "default"

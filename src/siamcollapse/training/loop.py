@@ -24,15 +24,9 @@ import yaml
 
 from ..config import steps_per_epoch
 from ..data.augment import BatchAugment, BatchShare
+from ..data.catalog import scan_labels
 from ..data.loaders import InMemoryPairs, StreamingPairs, augment_config
-from ..data.sources import (
-    ImageFolderStream,
-    decode_images,
-    load_split,
-    scan_labels,
-    shorter_side_resize,
-    train_resize_side,
-)
+from ..data.sources import ImageFolderStream, decode_images, load_split, shorter_side_resize, train_resize_side
 from ..data.subsets import fixed_sample, read_subset
 from ..distributed import all_reduce_max, sync_batch_norm
 from ..errors import TrainingDiverged, TrainingInterrupted, UserInputError
