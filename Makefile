@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-fast test-faults install dvc-repro clean
+.PHONY: run test test-fast test-faults test-gpu install dvc-repro clean
 
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
@@ -25,7 +25,7 @@ dvc-repro: $(STAMP)
 PARALLEL := -n auto --dist loadfile --no-loadscope-reorder
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PARALLEL) -m "not faults"
+	$(BIN)/python -m pytest $(PARALLEL) -m "not faults and not gpu"
 
 # Fault injection (minutes): the engines SIGKILLed at random points, then recovered (CI runs it
 # after make test).
@@ -34,7 +34,12 @@ test-faults: $(STAMP)
 
 # Unit and stage-integration tests only: no workflow engine (Snakemake, DVC, SLURM).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest $(PARALLEL) -m "not workflow"
+	$(BIN)/python -m pytest $(PARALLEL) -m "not workflow and not gpu"
+
+# The GPU path (bf16, channels_last, torch.compile, no per-step host sync), on a machine with
+# CUDA; it fails where there is none. One process: the tests share the one device.
+test-gpu: $(STAMP)
+	$(BIN)/python -m pytest -m gpu
 
 install: $(STAMP)
 

@@ -24,6 +24,7 @@ def run_benchmark(name: str, *args: str | Path) -> str:
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
         mp.setattr(sys, "argv", [str(BENCHMARKS / name), *map(str, args)])
+        mp.syspath_prepend(str(BENCHMARKS))  # as `python benchmarks/NAME` puts the script's folder first
         try:
             runpy.run_path(str(BENCHMARKS / name), run_name="__main__")
         finally:
@@ -32,8 +33,8 @@ def run_benchmark(name: str, *args: str | Path) -> str:
 
 
 def test_every_benchmark_script_has_a_test():
-    tested = {"pretrain_throughput.py", "augment_throughput.py", "supervised_ceiling.py"}
-    assert {path.name for path in BENCHMARKS.glob("*.py")} == tested
+    tested = {"pretrain_throughput.py", "gpu_throughput.py", "augment_throughput.py", "supervised_ceiling.py"}
+    assert {path.name for path in BENCHMARKS.glob("*.py") if not path.name.startswith("_")} == tested
 
 
 def test_pretrain_throughput_measures_three_loops():
@@ -41,6 +42,19 @@ def test_pretrain_throughput_measures_three_loops():
                         "--batch", 16, "--width", 8)
     lines = [line for line in out.splitlines() if "x reference" in line]
     assert len(lines) == 3 and "1.00x reference" in lines[0]
+
+
+def test_gpu_throughput_measures_three_loops_of_each_shape():
+    """On a CPU at a tiny size (the GPU run is docs/scaling.md's): each shape's three loops, the
+    reference at 1.00x, and the stage's ratio to the ceiling."""
+    out = run_benchmark("gpu_throughput.py", "--shape", "resnet18-32", "--shape", "resnet50-224", "--steps", 1,
+                        "--images", 20, "--workers", 0, "--batch", 4, "--width", 8, "--threads", 1)
+    headers = [line for line in out.splitlines() if line.startswith("SimSiam")]
+    assert [h.split("[")[-1] for h in headers] == ["resnet18-32]", "resnet50-224]"]
+    assert "32 px" in headers[0] and "224 px" in headers[1]
+    rows = [line.split()[1] for line in out.splitlines() if "x reference" in line]
+    assert rows == ["reference", "siamcollapse", "ceiling"] * 2
+    assert out.count("1.00x reference") >= 2 and out.count("(b)/(c)") == 2
 
 
 def test_augment_throughput_runs():

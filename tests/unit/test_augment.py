@@ -370,7 +370,7 @@ def test_invalid_config_is_rejected_by_name(changes: dict) -> None:
         AugmentConfig(**changes)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu  # make test-gpu
 def test_cuda_matches_cpu_with_same_seed() -> None:
     augment, images = BatchAugment(AugmentConfig(), 32), uint8_images()
     cpu = augment(images, gen(5))

@@ -120,9 +120,23 @@ def _check(ok: bool, name: str, rule: str) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
+def on_device(values: Tensor, like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """``values`` (drawn or built on the CPU) on ``like``'s device, in ``dtype`` (default: their
+    own), without a host sync: to a GPU through pinned memory, a copy the GPU's stream orders (a
+    plain copy from pageable memory waits until the GPU has finished all the work queued)."""
+    if values.device != like.device and like.device.type == "cuda":
+        values = values.pin_memory().to(like.device, non_blocking=True)
+    return values.to(device=like.device, dtype=dtype or values.dtype)
+
+
+def _constant(values: Sequence[float], like: Tensor) -> Tensor:
+    """A small constant vector on the images' device, in their dtype."""
+    return on_device(torch.tensor(values, dtype=like.dtype), like)
+
+
 def _per_sample(values: Tensor, like: Tensor) -> Tensor:
     """[B] parameters -> [B,1,1,1] on the images' device/dtype, for broadcasting."""
-    return values.to(device=like.device, dtype=like.dtype).view(-1, 1, 1, 1)
+    return on_device(values, like, like.dtype).view(-1, 1, 1, 1)
 
 
 def _to_unit_float(images: Tensor) -> Tensor:
@@ -144,8 +158,8 @@ def _coins(n: int, p: float, generator: torch.Generator | None, share: BatchShar
 
 def normalize(images01: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
     """Per-channel (x - mean) / std; constants are built on the images' device."""
-    m = torch.tensor(mean, device=images01.device, dtype=images01.dtype).view(1, 3, 1, 1)
-    s = torch.tensor(std, device=images01.device, dtype=images01.dtype).view(1, 3, 1, 1)
+    m = _constant(mean, images01).view(1, 3, 1, 1)
+    s = _constant(std, images01).view(1, 3, 1, 1)
     return (images01 - m).div_(s)
 
 
@@ -214,9 +228,9 @@ def resized_crop_flip(images01: Tensor, boxes: Tensor, flips: Tensor, size: int)
     One ``grid_sample`` for the whole batch, instead of B crops and B resizes.
     """
     b, _, height, width = images01.shape
-    top, left, h, w = boxes.to(device=images01.device, dtype=torch.float32).unbind(1)
+    top, left, h, w = on_device(boxes, images01, torch.float32).unbind(1)
     xs = _axis_grid(left, w, size, width)
-    xs = torch.where(flips.to(images01.device)[:, None], xs.flip(1), xs)
+    xs = torch.where(on_device(flips, images01)[:, None], xs.flip(1), xs)
     ys = _axis_grid(top, h, size, height)
     grid = torch.stack((xs[:, None, :].expand(b, size, size), ys[:, :, None].expand(b, size, size)), -1)
     return F.grid_sample(images01, grid.to(images01.dtype), mode="bilinear",
@@ -228,7 +242,7 @@ def resized_crop_flip(images01: Tensor, boxes: Tensor, flips: Tensor, size: int)
 
 def rgb_to_grayscale(images01: Tensor) -> Tensor:
     """[B,3,H,W] -> [B,1,H,W] luma with ITU-R 601-2 weights."""
-    weights = torch.tensor(LUMA_WEIGHTS, device=images01.device, dtype=images01.dtype)
+    weights = _constant(LUMA_WEIGHTS, images01)
     return (images01 * weights.view(1, 3, 1, 1)).sum(dim=1, keepdim=True)  # einsum is 4x slower
 
 
@@ -268,7 +282,7 @@ def adjust_hue(images01: Tensor, shifts: Tensor) -> Tensor:
         (g - b).mul_(inv),
         torch.where(maxc == g, (b - r).mul_(inv).add_(2.0), (r - g).mul_(inv).add_(4.0)),
     )
-    offsets = torch.tensor(_HUE_CHANNEL_OFFSETS, device=images01.device, dtype=images01.dtype)
+    offsets = _constant(_HUE_CHANNEL_OFFSETS, images01)
     k = (hue6 + (6.0 * _per_sample(shifts, images01) + offsets.view(1, 3, 1, 1))).remainder_(6.0)
     shade = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
     return torch.addcmul(maxc, chroma, shade, value=-1.0)
@@ -276,13 +290,13 @@ def adjust_hue(images01: Tensor, shifts: Tensor) -> Tensor:
 
 def grayscale_where(images01: Tensor, mask: Tensor) -> Tensor:
     """Replace the images selected by mask [B] with their 3-channel grayscale."""
-    selected = mask.to(images01.device).view(-1, 1, 1, 1)
+    selected = on_device(mask, images01).view(-1, 1, 1, 1)
     return torch.where(selected, rgb_to_grayscale(images01), images01)
 
 
 def solarize_where(images01: Tensor, mask: Tensor, threshold: float) -> Tensor:
     """Invert (1 - x) the values >= threshold of the images selected by mask [B]."""
-    selected = mask.to(images01.device).view(-1, 1, 1, 1)
+    selected = on_device(mask, images01).view(-1, 1, 1, 1)
     return torch.where(selected & (images01 >= threshold), 1.0 - images01, images01)
 
 
@@ -306,7 +320,7 @@ def gaussian_blur(images01: Tensor, kernels: Tensor) -> Tensor:
     """
     b, c, h, w = images01.shape
     k = kernels.shape[1]
-    weight = kernels.to(device=images01.device, dtype=images01.dtype).repeat_interleave(c, dim=0)
+    weight = on_device(kernels, images01, images01.dtype).repeat_interleave(c, dim=0)
     x = F.pad(images01.reshape(1, b * c, h, w), (k // 2,) * 4, mode="reflect")
     x = F.conv2d(x, weight.view(b * c, 1, k, 1), groups=b * c)
     x = F.conv2d(x, weight.view(b * c, 1, 1, k), groups=b * c)

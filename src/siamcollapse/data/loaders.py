@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import UserInputError
-from .augment import WHOLE_BATCH, AugmentConfig, BatchAugment, BatchShare
+from .augment import WHOLE_BATCH, AugmentConfig, BatchAugment, BatchShare, on_device
 
 # Config keys that may hold one value for both views or a [view 1, view 2] pair.
 PER_VIEW_KEYS = ("crop_min_scale", "jitter_p", "saturation", "grayscale_p", "blur_p", "solarize_p", "flip_p")
@@ -69,7 +69,7 @@ class InMemoryPairs:
 
     def pairs(self, batches: torch.Tensor, seeds: list[int]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for batch, seed in zip(batches, seeds, strict=True):
-            images = self.images[batch.to(self.images.device)]
+            images = self.images[on_device(batch, self.images)]
             generator = torch.Generator().manual_seed(seed)
             yield (self.augment(images, generator, self.share, view=0),
                    self.augment(images, generator, self.share, view=1))

@@ -55,7 +55,7 @@ from .strategies import epoch_batches, shard, step_seeds
 from .tracking import TrackerLog, Tracking
 
 # Per epoch; the spectrum metrics (and track_s, the seconds spent measuring them) only on tracked epochs.
-DIVERGENCE_CHECK_EVERY = 20  # steps between checks for a non-finite loss on an accelerator (each one syncs)
+CHECK_EVERY = 20  # steps between checks for a non-finite loss or a SIGTERM on an accelerator (each one syncs)
 LOG_COLUMNS = ["epoch", "steps", "loss", "lr", "images_per_s", "z_std", "z_std_healthy", "elapsed_s",
                *SPECTRUM_METRICS, "track_s"]
 
@@ -72,11 +72,28 @@ def _seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
+COMPILE_BACKEND = "inductor"  # torch.compile's backend when pretrain.compile is on
+
+
+def compiles(setting: str | bool, cuda: bool) -> bool:
+    """Whether pretrain.compile ``setting`` compiles the training step ('auto': on CUDA only)."""
+    return cuda if setting == "auto" else bool(setting)
+
+
 def _accelerator(log_with: list[Any] | None = None):
     from accelerate import Accelerator
 
     cuda = torch.cuda.is_available()
-    return Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda else "no", log_with=log_with or None)
+    # Never Accelerate's own compile (an Accelerate config's dynamo setting): pretrain.compile
+    # decides, per run, where Accelerate's choice would hold for every later run of the process.
+    return Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda else "no", log_with=log_with or None,
+                       dynamo_backend="no")
+
+
+def _unwrapped(accelerator, model):
+    """The method itself: without its DDP wrapper and without torch.compile's (whose state dict
+    would prefix every key)."""
+    return accelerator.unwrap_model(model, keep_torch_compile=False)
 
 
 def _pair_source(settings: dict[str, Any], data_root: Path, device: torch.device, share: BatchShare):
@@ -159,6 +176,9 @@ def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None
     optimizer = build_optimizer(model.param_groups(), hp, initial_lr)
     rows, progress = _restore(model, optimizer, state, run_name, accelerator)
     model, optimizer = accelerator.prepare(model, optimizer)
+    compiled = compiles(hp["compile"], device.type == "cuda")
+    if compiled:  # the whole step's forward, losses included; the DDP wrapper inside, as torch advises
+        model = torch.compile(model, backend=COMPILE_BACKEND)
     steps = steps_per_epoch(hp, num_train)
     log = None
     if tracking:
@@ -168,7 +188,8 @@ def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None
     keep = {"tracker_run": run_name, "tracker_ids": tracker_ids or {}}  # saved with every state
     accelerator.print(f"pretraining {run_name} ({hp['method']}, {hp['strategy']}): {len(indices)} of "
                       f"{num_train} training images, epochs {len(rows) + 1}-{last_epoch} of {hp['epochs']} x {steps} "
-                      f"steps, global batch {hp['batch_size']}, {accelerator.num_processes} process(es) on {device}")
+                      f"steps, global batch {hp['batch_size']}, {accelerator.num_processes} process(es) on {device}"
+                      + (f", compiled ({COMPILE_BACKEND})" if compiled else ""))
     started = time.time() - (rows[-1]["elapsed_s"] if rows else 0.0)
     try:
         with StopSignal() as stop:
@@ -178,13 +199,13 @@ def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None
                              run_name, log)
                 if progress.step < steps:
                     _save_interrupted(accelerator, model, optimizer, rows, settings, files, progress, keep, log)
-                tracked = _track(monitor, accelerator.unwrap_model(model), epoch, hp, run_name)
+                tracked = _track(monitor, _unwrapped(accelerator, model), epoch, hp, run_name)
                 rows.append({**_epoch_row(progress, steps, initial_lr, hp, accelerator, started), **tracked})
                 progress = None
                 if accelerator.is_main_process:
                     if segment.state_out is None:  # a segment's rows travel in its state, not in the run's log
                         _write_log(files.train_log, rows)
-                    save_resume_state(files.path, _training_state(accelerator.unwrap_model(model), optimizer, rows,
+                    save_resume_state(files.path, _training_state(_unwrapped(accelerator, model), optimizer, rows,
                                                                      settings, keep))
                 accelerator.wait_for_everyone()
                 if log:  # logged once the state they belong to is saved (training.tracking)
@@ -194,7 +215,7 @@ def pretrain(settings: dict[str, Any], data_root: Path, subset_path: Path | None
     finally:
         if log:
             accelerator.end_training()
-    method = accelerator.unwrap_model(model)
+    method = _unwrapped(accelerator, model)
     if segment.state_out is not None:
         if accelerator.is_main_process:
             save_torch(segment.state_out, _training_state(method, optimizer, rows, settings, keep))
@@ -253,7 +274,7 @@ def _save_interrupted(accelerator, model, optimizer, rows, settings, files: RunD
     sums = torch.tensor([progress.loss_sum, progress.z_std_sum], dtype=torch.float64, device=accelerator.device)
     progress.loss_sum, progress.z_std_sum = accelerator.reduce(sums, "mean").tolist()
     if accelerator.is_main_process:
-        save_resume_state(files.path, _training_state(accelerator.unwrap_model(model), optimizer, rows, settings,
+        save_resume_state(files.path, _training_state(_unwrapped(accelerator, model), optimizer, rows, settings,
                                                          keep, progress))
     accelerator.wait_for_everyone()
     if log:
@@ -321,7 +342,7 @@ def _train_epoch(model, optimizer, pairs, indices, steps, progress: EpochProgres
     returns early (``progress.step < steps``) when SIGTERM arrived, raises TrainingDiverged when
     the loss stops being finite."""
     model.train()
-    method = accelerator.unwrap_model(model)
+    method = _unwrapped(accelerator, model)
     epoch, first = progress.epoch, progress.step
     batches = epoch_batches(hp, indices, steps, epoch)[first:]
     batches = torch.stack([shard(b, accelerator.process_index, accelerator.num_processes) for b in batches])
@@ -347,14 +368,16 @@ def _train_epoch(model, optimizer, pairs, indices, steps, progress: EpochProgres
             log.step(epoch, step, out.loss, lr)
         progress.step = step + 1
         first_bad = torch.where((first_bad < 0) & ~torch.isfinite(out.loss.detach()), step, first_bad)
-        # Reading the flag syncs with the device: every step on a CPU, where that is free, every
-        # DIVERGENCE_CHECK_EVERY steps (and at the epoch's end) on an accelerator.
-        if view1.device.type == "cpu" or progress.step % DIVERGENCE_CHECK_EVERY == 0 or progress.step == steps:
+        # Reading the flag (and agreeing on a stop between processes) syncs with the device: every
+        # step on a CPU, where that is free, every CHECK_EVERY steps (and at the epoch's end) on an
+        # accelerator.
+        check = view1.device.type == "cpu" or progress.step % CHECK_EVERY == 0 or progress.step == steps
+        if check:
             _stop_if_diverged(first_bad, epoch, steps, initial_lr, hp, run_name)
         if hp["log_every"] and (step + 1) % hp["log_every"] == 0:
             accelerator.print(f"  epoch {epoch + 1} step {step + 1}/{steps} loss {float(loss_sum) / (step + 1):.4f} "
                               f"lr {lr:.4g}", flush=True)
-        if stop.agreed(accelerator.device) and progress.step < steps:
+        if check and stop.agreed(accelerator.device) and progress.step < steps:
             break
     progress.loss_sum, progress.z_std_sum = float(loss_sum), float(z_std_sum)
     progress.seconds += time.time() - tic
