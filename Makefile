@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-fast test-faults test-gpu install dvc-repro clean
+.PHONY: run test test-fast test-faults test-gpu test-container image local-base install dvc-repro clean
 
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
@@ -25,7 +25,7 @@ dvc-repro: $(STAMP)
 PARALLEL := -n auto --dist loadfile --no-loadscope-reorder
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PARALLEL) -m "not faults and not gpu"
+	$(BIN)/python -m pytest $(PARALLEL) -m "not faults and not gpu and not container"
 
 # Fault injection (minutes): the engines SIGKILLed at random points, then recovered (CI runs it
 # after make test).
@@ -34,12 +34,54 @@ test-faults: $(STAMP)
 
 # Unit and stage-integration tests only: no workflow engine (Snakemake, DVC, SLURM).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest $(PARALLEL) -m "not workflow and not gpu"
+	$(BIN)/python -m pytest $(PARALLEL) -m "not workflow and not gpu and not container"
 
 # The GPU path (bf16, channels_last, torch.compile, no per-step host sync), on a machine with
 # CUDA; it fails where there is none. One process: the tests share the one device.
 test-gpu: $(STAMP)
 	$(BIN)/python -m pytest -m gpu
+
+# The runtime image (containers/Dockerfile, docs/containers.md): with docker where a daemon
+# answers, else with buildah (chroot isolation: no OCI runtime needed). IMAGE_ARGS are
+# Dockerfile build args (NAME=VALUE ...); CA_BUNDLE, a CA file pip needs behind a TLS proxy.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE := siamcollapse/siamcollapse:$(VERSION)
+ENGINE ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo buildah)
+IMAGE_ARGS ?=
+CA_BUNDLE ?=
+BUILD_OPTIONS = -f containers/Dockerfile -t $(IMAGE) $(IMAGE_ARGS:%=--build-arg %) \
+	$(if $(CA_BUNDLE),--secret id=ca-bundle$(COMMA)src=$(CA_BUNDLE))
+COMMA := ,
+
+image:
+ifeq ($(ENGINE),docker)
+	docker build $(BUILD_OPTIONS) .
+else
+	buildah bud --isolation chroot --network host --layers \
+	  --ignorefile containers/Dockerfile.dockerignore $(BUILD_OPTIONS) .
+endif
+
+# The image built here on a local Debian 12 base (no registry is needed: mmdebstrap makes it from
+# Debian's packages, cached in build/), then the stage commands of configs/test.yaml run inside
+# it and give the host's results (tests/container/).
+LOCAL_BASE := localhost/siamcollapse-base:bookworm
+BASE_TAR := build/container/debian-bookworm.tar
+
+$(BASE_TAR):
+	mkdir -p $(@D)
+	mmdebstrap --quiet --variant=minbase --format=tar --include=python3,python3-venv,ca-certificates bookworm $@.part
+	mv $@.part $@
+
+local-base: $(BASE_TAR)
+	buildah inspect --type image $(LOCAL_BASE) >/dev/null 2>&1 || { \
+	  c=$$(buildah from scratch) && buildah add --quiet $$c $(BASE_TAR) / \
+	  && buildah commit --quiet --rm $$c $(LOCAL_BASE); }
+
+test-container: $(STAMP) local-base
+	$(MAKE) image ENGINE=buildah IMAGE_ARGS="BASE_IMAGE=$(LOCAL_BASE) PYTHON_STAGE=python-system" \
+	  CA_BUNDLE=$(firstword $(wildcard $(PIP_CERT) /etc/ssl/certs/ca-certificates.crt))
+	$(BIN)/python -m pytest -m container
+	buildah rmi --prune >/dev/null  # the replaced image and the build's cached layers: 6 GB a build
 
 install: $(STAMP)
 

@@ -79,7 +79,7 @@ def parse_dockerfile(text: str) -> Dockerfile:
         elif not stages:
             assert keyword == "ARG", f"line {number}: only ARG may come before the first FROM"
             key, _, value = args.partition("=")
-            global_args[key] = value
+            global_args[key] = substitute(value, global_args)  # a default may name an earlier ARG
         else:
             stages[-1].instructions.append(Instruction(keyword, args, number))
     return Dockerfile(global_args, stages, comments)

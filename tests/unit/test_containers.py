@@ -49,6 +49,7 @@ DOCKERFILE_TEXT = (CONTAINERS / "Dockerfile").read_text()
 DOCKERFILE = parse_dockerfile(DOCKERFILE_TEXT)
 FINAL = DOCKERFILE.stages[-1]
 BUILD = next(s for s in DOCKERFILE.stages if any(is_pip_install(w) for i in s.all("RUN") for w in commands(i.args)))
+PYTHON = DOCKERFILE.stage(BUILD.base)  # the default interpreter stage the build stage starts from (PYTHON_STAGE)
 
 
 def documented_docker_tag() -> str:
@@ -94,12 +95,16 @@ def test_every_stage_base_is_resolved():
 def test_base_is_the_cuda_runtime_release_the_pinned_torch_is_built_for():
     import torch
 
+    # Every stage but uv's starts from BASE_IMAGE (the build stage through its interpreter stage).
+    assert BUILD.base == DOCKERFILE.global_args["PYTHON_STAGE"]
+    on_base = [s for s in DOCKERFILE.stages if s.name not in ("uv", BUILD.name)]
+    assert {s.base for s in on_base} == {DOCKERFILE.global_args["BASE_IMAGE"]}, [s.base for s in on_base]
     cuda = {}
-    for stage in (BUILD, FINAL):
+    for stage in (PYTHON, FINAL):
         match = re.fullmatch(r"nvidia/cuda:(\d+\.\d+\.\d+)-runtime-ubuntu\d+\.\d+", stage.base)
         assert match, f"{stage.base} is not a CUDA runtime image"
         cuda[stage.name] = match[1]
-    assert len(set(cuda.values())) == 1, f"build and final stages differ: {cuda}"
+    assert len(set(cuda.values())) == 1, f"interpreter and final stages differ: {cuda}"
     base_cuda = Version(cuda[FINAL.name])
 
     # The installed torch is the pinned one, and its CUDA build is the base image's CUDA major.minor.
@@ -110,7 +115,7 @@ def test_base_is_the_cuda_runtime_release_the_pinned_torch_is_built_for():
 
 
 def test_python_is_the_projects_target_version():
-    python = Version(args_of(BUILD)["PYTHON_VERSION"])
+    python = Version(args_of(PYTHON)["PYTHON_VERSION"])
     assert python in SpecifierSet(PYPROJECT["project"]["requires-python"])
     target = PYPROJECT["tool"]["ruff"]["target-version"]  # e.g. "py311": the version the pins were frozen on
     assert f"py{python.major}{python.minor}" == target
@@ -201,9 +206,12 @@ def test_the_final_stage_copies_the_interpreter_and_the_venv_to_the_same_paths()
     words, _, _ = pip_install(BUILD)
     venv = PurePosixPath(words[0]).parent.parent  # .../bin/pip
     needed = {str(venv)}
-    build_env = env_of(BUILD)
+    build_env = env_of(PYTHON)
     if "UV_PYTHON_INSTALL_DIR" in build_env:  # the venv's interpreter lives there
         needed.add(build_env["UV_PYTHON_INSTALL_DIR"])
+    # The other interpreter stage (the base's own CPython) makes the same two paths.
+    system = " ".join(i.args for i in DOCKERFILE.stage("python-system").all("RUN"))
+    assert f"-m venv {venv}" in system and all(path in system for path in needed), system
     copies = {}
     for instruction in FINAL.all("COPY"):
         flags, sources, dest = copy_parts(instruction.args)

@@ -19,7 +19,6 @@ import sys
 import time
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import pytest
 
 from siamcollapse.layout import CODE_STAMP_DIR
 
+from ..helpers.planned_jobs import PlannedJob, parents, planned_jobs
 from .conftest import REPO, snakemake
 
 CONFIG = REPO / "configs" / "test.yaml"
@@ -65,38 +65,14 @@ def calls(record: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(record.glob("*.json"))]
 
 
-@dataclass(frozen=True)
-class PlannedJob:
-    rule: str
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    command: str
-
-
-def planned_jobs(dry_run_output: str) -> list[PlannedJob]:
-    """The jobs a `snakemake -n -p` run lists, with their input and output files and shell commands."""
-    jobs, current = [], None
-    for line in dry_run_output.splitlines():
-        if match := re.fullmatch(r"(?:local)?rule (\w+):", line):
-            current = {"rule": match[1], "input": "", "output": "", "command": "None"}
-            jobs.append(current)
-        elif current is not None and (match := re.fullmatch(r" {4}(input|output): (.*)", line)):
-            current[match[1]] = match[2]
-        elif current is not None and line.startswith("Shell command: "):
-            current["command"] = line.removeprefix("Shell command: ")
-    return [PlannedJob(j["rule"], tuple(filter(None, j["input"].split(", "))),
-                       tuple(filter(None, j["output"].split(", "))), j["command"]) for j in jobs]
-
-
 def independent_groups(jobs: list[PlannedJob]) -> list[list[PlannedJob]]:
     """A job of every rule, split into few groups (greedily) in which no job is an ancestor of another, so that
     each group's jobs can be forced together and every one of them is started."""
-    producer = {out: job for job in jobs for out in job.outputs}
+    direct = parents(jobs)
 
     @cache
     def ancestors(job: PlannedJob) -> frozenset[PlannedJob]:
-        parents = {producer[i] for i in job.inputs if i in producer}
-        return frozenset(parents).union(*map(ancestors, parents))
+        return frozenset(direct[job]).union(*map(ancestors, direct[job]))
 
     by_rule: dict[str, list[PlannedJob]] = {}
     for job in jobs:
