@@ -20,6 +20,7 @@ import torch
 
 from siamcollapse.layout import RunDir
 
+from ..helpers.container_files import parse_definition
 from ..helpers.planned_jobs import PlannedJob, parents, planned_jobs
 from ..workflow.conftest import REPO, copy_project, in_project
 
@@ -90,6 +91,19 @@ def test_the_default_user_is_not_root_and_cannot_change_the_install():
         assert box.run("siamcollapse", "--help").returncode == 0
 
 
+def test_the_apptainer_definitions_scripts_run_in_the_image():
+    # Apptainer itself is not on this machine; what its image adds to this one is these scripts,
+    # run here in the image, as its user, as Apptainer would (sh, the environment sourced first).
+    _, sections, _ = parse_definition((REPO / "containers" / "siamcollapse.def").read_text())
+    with Container() as box:
+        checked = box.run("sh", "-c", "set -e\n" + sections["environment"] + "\n" + sections["test"])
+        assert checked.returncode == 0, checked.stderr[-2000:]
+        run = box.run("sh", "-c", sections["environment"] + "\n" + sections["runscript"], "runscript", "--help")
+        assert run.returncode == 0 and run.stdout.startswith("usage: siamcollapse"), run
+        where = box.run("sh", "-c", sections["environment"] + '\nprintf %s "$MPLCONFIGDIR"')
+        assert where.stdout == f"/tmp/matplotlib-{USER_ID}", where
+
+
 def in_dependency_order(jobs: list[PlannedJob]) -> list[PlannedJob]:
     """The jobs, each after every job that writes one of its inputs."""
     direct, ordered = parents(jobs), []
@@ -111,6 +125,8 @@ def outcomes(project: Path) -> dict[str, object]:
 
 
 def test_every_stage_command_of_the_test_config_runs_inside_the_image_and_gives_the_host_results(tmp_path):
+    if os.geteuid() != 0:
+        pytest.fail(f"this test runs as root: it hands the mounted project to the image's user (uid {USER_ID})")
     host, boxed = copy_project(tmp_path / "host"), copy_project(tmp_path / "container")
     dry = in_project(boxed, "snakemake", "-n", "-p", "--forceall", "--configfile", CONFIG, timeout=300)
     jobs = [job for job in planned_jobs(dry.stdout) if job.command != "None"]  # `all` has no command
