@@ -119,14 +119,15 @@ def outcomes(project: Path) -> dict[str, object]:
     every checkpoint's weights fingerprint."""
     with open(project / RESULTS / "tables" / "runs.csv", newline="") as table:
         rows = [{k: v for k, v in row.items() if not k.endswith("_s")} for row in csv.DictReader(table)]
-    weights = {path.parent.name: torch.load(path, map_location="cpu", weights_only=False)["fingerprint"]
-               for path in sorted((project / RESULTS / "runs").glob(f"*/{RunDir(Path()).checkpoint.name}"))}
+    runs = [RunDir(path) for path in sorted((project / RESULTS / "runs").iterdir())]
+    weights = {run.path.name: torch.load(run.checkpoint, map_location="cpu", weights_only=False)["fingerprint"]
+               for run in runs if run.checkpoint.exists()}
     return {"runs.csv": rows, "weights": weights}
 
 
 def test_every_stage_command_of_the_test_config_runs_inside_the_image_and_gives_the_host_results(tmp_path):
     if os.geteuid() != 0:
-        pytest.fail(f"this test runs as root: it hands the mounted project to the image's user (uid {USER_ID})")
+        pytest.fail(f"this test needs root: it hands the mounted project to the image's user (uid {USER_ID})")
     host, boxed = copy_project(tmp_path / "host"), copy_project(tmp_path / "container")
     dry = in_project(boxed, "snakemake", "-n", "-p", "--forceall", "--configfile", CONFIG, timeout=300)
     jobs = [job for job in planned_jobs(dry.stdout) if job.command != "None"]  # `all` has no command
