@@ -92,7 +92,12 @@ def check_results_of_the_test_config(project: Path) -> None:
     assert set(zip(costs["family"], costs["job"])) == benchmarks - {("collect_tables", "collect_tables"),
                                                                     ("plot_figures", "plot_figures")}
     assert set(costs[costs["family"] == "pretrain"]["job"]) <= set(table["run"])
-    assert (costs["wall_s"] > 0).all() and (costs["cpu_s"] >= 0).all() and (costs["max_rss_mb"] > 0).all()
+    assert (costs["wall_s"] > 0).all() and (costs["cpu_s"] >= 0).all()
+    # Memory is measured for every job that outlived Snakemake's first samples (every 0.5 s); a
+    # job over sooner has none (never 0 MB), and the training jobs all have theirs.
+    unmeasured = costs["max_rss_mb"].isna()
+    assert (costs["max_rss_mb"][~unmeasured] > 0).all() and (costs["wall_s"][unmeasured] < 2).all()
+    assert not unmeasured[costs["family"].isin(["pretrain", "distill"])].any()
     assert "| pretrain |" in (out / "tables" / COST_TABLE_FILES[1]).read_text()
 
     in_project(project, "snakemake", "--configfile", "configs/test.yaml", "--report", "report.html")

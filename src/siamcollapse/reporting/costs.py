@@ -1,7 +1,9 @@
 """What each job cost, from Snakemake's benchmark files (the ``benchmark:`` of every rule).
 
 Snakemake measures each job's process tree: wall seconds, CPU seconds and the largest resident
-memory (sampled, so a job of a second or two may show less than it used). ``costs.csv`` has a
+memory (sampled, so a job of a second or two may show less than it used, and one over before
+the first sample, half a second in, none: NA, or 0 when the sample caught only its shell; such a
+job's memory is blank here, not measured, never 0 MB). ``costs.csv`` has a
 row per job; ``costs.md`` sums them per stage family (the rule), which is what sizes a cluster
 job. DVC records no such costs: a `dvc repro` run leaves both tables empty.
 """
@@ -25,8 +27,11 @@ def read_benchmarks(root: Path | None) -> pd.DataFrame:
         try:
             frame = pd.read_csv(path, sep="\t")
             last = frame.iloc[-1]
-            rows.append({"family": path.parent.name, "job": path.stem,
-                         **{ours: float(last[theirs]) for theirs, ours in BENCHMARK_COLUMNS.items()}})
+            row = {"family": path.parent.name, "job": path.stem,
+                   **{ours: float(last[theirs]) for theirs, ours in BENCHMARK_COLUMNS.items()}}
+            if not row["max_rss_mb"] > 0:  # NA or 0: no sample of the job's own processes
+                row["max_rss_mb"] = float("nan")
+            rows.append(row)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, IndexError, KeyError, ValueError) as exc:
             warnings.warn(f"{path}: not a Snakemake benchmark file ({exc}); left out of the cost table", stacklevel=2)
     return pd.DataFrame(rows, columns=COST_COLUMNS)
@@ -47,6 +52,10 @@ def cost_summary(costs: pd.DataFrame) -> pd.DataFrame:
     return summary.sort_values("wall_s", ascending=False).reset_index()
 
 
+def _megabytes(value: float) -> str:
+    return "not measured" if pd.isna(value) else f"{value:.0f}"
+
+
 def cost_markdown(costs: pd.DataFrame, benchmarks: Path | None) -> str:
     """The Markdown page of ``costs`` (read from ``benchmarks``)."""
     lines = ["# What each stage cost", ""]
@@ -60,5 +69,5 @@ def cost_markdown(costs: pd.DataFrame, benchmarks: Path | None) -> str:
     lines += [intro, "", "| stage | jobs | wall s | mean s | max s | CPU s | max RSS MB |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r.family} | {r.jobs} | {r.wall_s:.1f} | {r.mean_wall_s:.1f} | {r.max_wall_s:.1f} | {r.cpu_s:.1f} | "
-              f"{r.max_rss_mb:.0f} |" for r in summary.itertuples()]
+              f"{_megabytes(r.max_rss_mb)} |" for r in summary.itertuples()]
     return "\n".join(lines) + "\n"
