@@ -1,8 +1,8 @@
 """pretrain.compile: the training step through torch.compile trains the weights the eager step
 trains, and writes the same plain checkpoint (no compile wrapper in its keys). On a CPU the
 test traces with the ``aot_eager`` backend: dynamo captures forward and backward exactly as
-with inductor, without inductor's C++ code generation, which would take minutes here; the
-CUDA run with inductor is the GPU check (docs/gpu.md)."""
+with inductor, without inductor's C++ code generation (about 45 s for one small run here); the
+CUDA run with inductor is the GPU check (`make test-gpu`, docs/testing.md)."""
 
 from __future__ import annotations
 
